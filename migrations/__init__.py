@@ -1,0 +1,1 @@
+"""Alembic migrations (run with ``robustgate migrate``; the server runs them at start)."""

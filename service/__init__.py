@@ -1,0 +1,1 @@
+"""Robustgate's service: HTTP API, tenants and tokens, persistence, storage, CLI."""

@@ -1,0 +1,83 @@
+"""Application factory: one FastAPI app per Services (settings, database, storage, queue)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.auth import TokenAuthMiddleware
+from service.api.reports import router as reports_router
+from service.api.routes import router
+from service.api.standards import router as standards_router
+from service.api.verifications import router as verifications_router
+from service.config import Settings, load_settings
+from service.errors import ApiError
+from service.services import Services
+from service.watchdog import Watchdog
+from verifiers.scorecard import tool_version
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    services = Services(settings or load_settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        watchdog = Watchdog(services)
+        watchdog.start()
+        yield
+        watchdog.stop()
+        services.close()
+
+    app = FastAPI(title="Robustgate", version=tool_version(), lifespan=lifespan,
+                  description="Robustness certification of ONNX classifiers against "
+                              "predetermined standards.")
+    app.state.services = services
+    app.add_middleware(TokenAuthMiddleware)
+    app.include_router(router)
+    app.include_router(standards_router)
+    app.include_router(verifications_router)
+    app.include_router(reports_router)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        try:
+            with services.db.session() as s:
+                s.execute(text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
+        return JSONResponse({"status": "ok", "version": tool_version(),
+                             "database": services.db.engine.dialect.name,
+                             "broker": services.settings.broker_url.split("://")[0]})
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse({"error": {"code": "invalid_request",
+                                       "message": "; ".join(problems) or "invalid request"}},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": str(err.detail)}},
+                            status_code=err.status_code)

@@ -1,0 +1,280 @@
+"""Submitting, reading, cancelling and deleting certifications for one tenant.
+
+A submission is validated completely before anything is stored: a refused upload leaves no
+blob, no row and no queued task.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import standards_catalog
+from service.db import Certification, Dataset, StandardRecord, StoredModel
+from service.errors import ApiError
+from service.services import Services
+from service.storage import Staged, TooLarge
+from verifiers import DataError, IntakeError, load_eval_set
+from verifiers.data import check_against_model, resolve_domain
+from verifiers.model import load_model
+from verifiers.ood import load_ood_x, user_suite
+from verifiers.scorecard import tool_version
+from workers import CERTIFY_TASK
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("succeeded", "errored", "cancelled")
+
+
+@dataclass(frozen=True)
+class Upload:
+    stream: BinaryIO
+    filename: str
+
+
+@dataclass(frozen=True)
+class Submitted:
+    id: str
+    reused: bool  # an identical earlier submission answers this one: nothing recomputed
+
+
+def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_name: str,
+           seed: int = 0, input_low: float | None = None, input_high: float | None = None,
+           ood: Upload | None = None) -> Submitted:
+    standard = standards_catalog.resolve(standard_name, svc.db, tenant_id)
+    staged: list[Staged] = []
+    try:
+        staged.append(_stage(svc, model, "model"))
+        staged.append(_stage(svc, data, "data"))
+        if ood is not None:
+            staged.append(_stage(svc, ood, "ood"))
+        info, n_samples, n_ood = _validate(staged, input_low, input_high)
+        keys = [svc.blobs.commit(item) for item in staged]
+    finally:
+        for item in staged:
+            item.discard()
+    job_id = str(uuid.uuid4())
+    try:
+        with svc.db.session() as s:
+            model_row = _get_or_create(s, StoredModel, tenant_id, staged[0], storage_key=keys[0],
+                                       filename=model.filename[:256], info=info)
+            data_row = _get_or_create(s, Dataset, tenant_id, staged[1], storage_key=keys[1],
+                                      filename=data.filename[:256], n_samples=n_samples)
+            ood_row = None if ood is None else _get_or_create(
+                s, Dataset, tenant_id, staged[2], storage_key=keys[2],
+                filename=ood.filename[:256], n_samples=n_ood)
+            standard_row = standards_catalog.record_for(s, standard)
+            same = _identical(s, tenant_id, model_row.id, data_row.id, standard_row.id,
+                              ood_row.id if ood_row else None, seed, input_low, input_high)
+            if same is not None:
+                return Submitted(same, reused=True)
+            job = Certification(id=job_id, tenant_id=tenant_id, model_id=model_row.id,
+                                dataset_id=data_row.id, standard_id=standard_row.id,
+                                ood_dataset_id=ood_row.id if ood_row else None,
+                                status="queued", stage="queued", progress=0.0, seed=seed,
+                                input_low=input_low, input_high=input_high,
+                                cancel_requested=False)
+            s.add(job)
+    except Exception:
+        _collect_blobs(svc, keys)
+        raise
+    try:
+        svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
+                             queue=svc.settings.queue)
+    except Exception as exc:  # broker down: undo the submission instead of leaving it stuck
+        log.exception("could not enqueue certification %s", job_id)
+        _delete(svc, job_id)
+        raise ApiError(503, "queue_unavailable",
+                       f"the job queue is unavailable ({type(exc).__name__}); nothing was stored, "
+                       "retry later") from exc
+    return Submitted(job_id, reused=False)
+
+
+def _identical(s: Session, tenant_id: int, model_id: int, dataset_id: int, standard_id: int,
+               ood_id: int | None, seed: int, low: float | None,
+               high: float | None) -> str | None:
+    """An earlier job of this tenant on the same hashes, seed and range, by this tool version,
+    queued, running or succeeded: same inputs, same seed, same version -> same metrics."""
+
+    def equal(column, value):
+        return column.is_(None) if value is None else column == value
+
+    candidates = s.scalars(
+        select(Certification)
+        .where(Certification.tenant_id == tenant_id, Certification.model_id == model_id,
+               Certification.dataset_id == dataset_id,
+               Certification.standard_id == standard_id, Certification.seed == seed,
+               equal(Certification.ood_dataset_id, ood_id),
+               equal(Certification.input_low, low), equal(Certification.input_high, high),
+               Certification.status.in_(("queued", "running", "succeeded")),
+               Certification.cancel_requested.is_(False))
+        .order_by(Certification.created_at.desc())).all()
+    for job in candidates:
+        if job.status != "succeeded" or (job.scorecard or {}).get("tool", {}).get(
+                "version") == tool_version():
+            return job.id
+    return None
+
+
+def _stage(svc: Services, upload: Upload, field: str) -> Staged:
+    try:
+        return svc.blobs.stage(upload.stream, svc.settings.max_upload_bytes)
+    except TooLarge as exc:
+        raise ApiError(413, f"{field}_too_large",
+                       f"{field} file exceeds the upload limit of {exc.limit} bytes") from exc
+
+
+def _validate(staged: list[Staged], low: float | None,
+              high: float | None) -> tuple[dict[str, Any], int, int]:
+    """(model info, evaluation samples, OOD samples): every upload checked before any is kept."""
+    staged_model, staged_data = staged[0], staged[1]
+    try:
+        loaded = load_model(staged_model.read_bytes())
+    except IntakeError as exc:
+        raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
+    try:
+        eval_set = load_eval_set(staged_data.read_bytes())
+    except DataError as exc:
+        raise ApiError(422, "invalid_dataset", f"evaluation set refused: {exc}") from exc
+    try:
+        check_against_model(eval_set, loaded.info.input_shape, loaded.num_classes)
+        domain = resolve_domain(eval_set, low, high)
+    except DataError as exc:
+        raise ApiError(422, "dataset_mismatch", f"evaluation set refused: {exc}") from exc
+    n_ood = 0
+    if len(staged) > 2:
+        try:
+            ood_x = load_ood_x(staged[2].read_bytes())
+            user_suite(ood_x, eval_set.x.shape[1:], domain)
+        except DataError as exc:
+            raise ApiError(422, "invalid_ood_set", f"OOD set refused: {exc}") from exc
+        n_ood = len(ood_x)
+    return loaded.info.as_dict() | {"num_classes": loaded.num_classes}, len(eval_set), n_ood
+
+
+def _get_or_create(s: Session, table: type, tenant_id: int, staged: Staged, **fields: Any):
+    query = select(table).where(table.tenant_id == tenant_id, table.sha256 == staged.sha256)
+    row = s.scalar(query)
+    if row is not None:
+        return row
+    try:
+        with s.begin_nested():
+            row = table(tenant_id=tenant_id, sha256=staged.sha256, size=staged.size, **fields)
+            s.add(row)
+    except IntegrityError:  # the same tenant uploaded the same bytes concurrently
+        row = s.scalar(query)
+    return row
+
+
+def get(svc: Services, tenant_id: int, job_id: str) -> dict[str, Any]:
+    with svc.db.session() as s:
+        return _public(s, _owned(s, tenant_id, job_id))
+
+
+def scorecard(svc: Services, tenant_id: int, job_id: str) -> dict[str, Any]:
+    with svc.db.session() as s:
+        job = _owned(s, tenant_id, job_id)
+        if job.status != "succeeded" or job.scorecard is None:
+            detail = f": {job.error}" if job.error else ""
+            raise ApiError(409, "not_ready",
+                           f"certification {job_id} is {job.status}{detail}; no scorecard")
+        return job.scorecard
+
+
+def list_for(svc: Services, tenant_id: int, limit: int, offset: int) -> dict[str, Any]:
+    with svc.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(Certification)
+                         .where(Certification.tenant_id == tenant_id))
+        rows = s.scalars(select(Certification).where(Certification.tenant_id == tenant_id)
+                         .order_by(Certification.created_at.desc(), Certification.id)
+                         .limit(limit).offset(offset)).all()
+        items = [_public(s, r) for r in rows]
+    nxt = offset + limit if offset + limit < total else None
+    return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}
+
+
+def cancel_or_delete(svc: Services, tenant_id: int, job_id: str) -> str:
+    """Cancel a queued or running job; remove a finished one (and its unshared uploads)."""
+    with svc.db.session() as s:
+        job = _owned(s, tenant_id, job_id)
+        if job.status not in FINISHED:
+            job.cancel_requested = True
+            if job.status == "queued":
+                job.status, job.stage = "cancelled", "cancelled"
+            return "cancelled"
+    _delete(svc, job_id)
+    return "deleted"
+
+
+def _owned(s: Session, tenant_id: int, job_id: str) -> Certification:
+    job = s.get(Certification, job_id)
+    # Another tenant's job is reported as missing: existence itself is not leaked.
+    if job is None or job.tenant_id != tenant_id:
+        raise ApiError(404, "not_found", f"no certification {job_id!r}")
+    return job
+
+
+def _delete(svc: Services, job_id: str) -> None:
+    with svc.db.session() as s:
+        job = s.get(Certification, job_id)
+        if job is None:
+            return
+        model_id, dataset_ids = job.model_id, {job.dataset_id, job.ood_dataset_id} - {None}
+        s.delete(job)
+        s.flush()
+        keys = []
+        uses = [(StoredModel, model_id, (Certification.model_id,))] + [
+            (Dataset, d, (Certification.dataset_id, Certification.ood_dataset_id))
+            for d in dataset_ids]
+        for table, row_id, columns in uses:
+            still_used = sum(s.scalar(select(func.count()).select_from(Certification)
+                                      .where(column == row_id)) for column in columns)
+            if not still_used:
+                row = s.get(table, row_id)
+                keys.append(row.storage_key)
+                s.delete(row)
+    _collect_blobs(svc, keys)
+
+
+def _collect_blobs(svc: Services, keys: list[str]) -> None:
+    """Delete blobs no model or dataset row (of any tenant) refers to any more."""
+    with svc.db.session() as s:
+        for key in keys:
+            used = s.scalar(select(func.count()).select_from(StoredModel)
+                            .where(StoredModel.storage_key == key))
+            used += s.scalar(select(func.count()).select_from(Dataset)
+                             .where(Dataset.storage_key == key))
+            if not used:
+                svc.blobs.delete(key)
+
+
+def _public(s: Session, job: Certification) -> dict[str, Any]:
+    model = s.get(StoredModel, job.model_id)
+    data = s.get(Dataset, job.dataset_id)
+    ood = s.get(Dataset, job.ood_dataset_id) if job.ood_dataset_id else None
+    std = s.get(StandardRecord, job.standard_id)
+    base = f"/v1/certifications/{job.id}"
+    return {
+        "id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
+        "verdict": job.verdict, "error": job.error, "seed": job.seed,
+        "input_range": [job.input_low, job.input_high],
+        "standard": {"name": std.name, "version": std.version, "sha256": std.sha256},
+        "model": {"sha256": model.sha256, "filename": model.filename, "size": model.size},
+        "dataset": {"sha256": data.sha256, "filename": data.filename,
+                    "n_samples": data.n_samples},
+        "ood_dataset": None if ood is None else {"sha256": ood.sha256, "filename": ood.filename,
+                                                 "n_samples": ood.n_samples},
+        "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "links": {"self": base, "scorecard": f"{base}/scorecard"},
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,122 @@
+"""The ``robustgate`` command line.
+
+Exit codes for verdicts: 0 PASS, 1 FAIL, 2 INCONCLUSIVE or any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from service.commands import admin, jobs, proofs
+from service.console import fail
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.command != "serve" else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return fail("interrupted")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="robustgate", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the API and worker(s)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="worker processes to start (0: none)")
+    s.set_defaults(handler=admin.serve)
+
+    w = sub.add_parser("worker", help="start a worker alone")
+    w.add_argument("--concurrency", type=int, default=1)
+    w.set_defaults(handler=admin.worker)
+
+    m = sub.add_parser("migrate", help="bring the database schema up to date")
+    m.add_argument("--revision", default="head")
+    m.add_argument("--downgrade", action="store_true")
+    m.set_defaults(handler=admin.migrate)
+
+    t = sub.add_parser("token", help="API tokens")
+    tsub = t.add_subparsers(dest="token_command", required=True)
+    tc = tsub.add_parser("create", help="create a token for a tenant (created if new)")
+    tc.add_argument("--tenant", required=True)
+    tc.set_defaults(handler=admin.token_create)
+
+    for name, helptext in (("submit", "submit to a server (for CI)"),
+                           ("certify", "run the same pipeline in-process, no server")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("model", type=Path)
+        c.add_argument("--data", type=Path, required=True, help="evaluation set .npz (x, y)")
+        c.add_argument("--standard", required=True,
+                       help="standard name" + (" or YAML file" if name == "certify" else ""))
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--input-range", type=float, nargs=2, metavar=("LOW", "HIGH"))
+        c.add_argument("--ood", type=Path, help="your own OOD inputs: .npz with x")
+        c.add_argument("--junit", type=Path, help="write JUnit XML here")
+        c.add_argument("--json", type=Path, dest="json_out", help="write the scorecard here")
+        c.add_argument("--report", type=Path, metavar="DIR",
+                       help="write report.{html,md,xml,svg} and scorecard.json here"
+                            + (" (and certificate.json; implies --wait)"
+                               if name == "submit" else ""))
+        if name == "submit":
+            c.add_argument("--server", default=os.environ.get("ROBUSTGATE_SERVER",
+                                                              DEFAULT_SERVER))
+            c.add_argument("--token", default=os.environ.get("ROBUSTGATE_TOKEN"))
+            c.add_argument("--wait", action="store_true", help="poll until the verdict")
+            c.add_argument("--timeout", type=float, default=3600.0)
+            c.set_defaults(handler=jobs.submit)
+        else:
+            c.set_defaults(handler=jobs.certify)
+
+    v = sub.add_parser("verify-certificate",
+                       help="check a certificate's signature and that MODEL is the certified one",
+                       description="Offline check of a certificate: the signature against a "
+                                   "trusted key, the model's sha256, the verdict. Exit 0 valid, "
+                                   "1 invalid, 2 usage error.")
+    v.add_argument("certificate", type=Path)
+    v.add_argument("--model", type=Path, required=True, help="the ONNX file about to ship")
+    key = v.add_mutually_exclusive_group(required=True)
+    key.add_argument("--public-key", metavar="KEY",
+                     help="trusted key: a file (PEM, base64 raw key, or saved GET /v1/keys) "
+                          "or the base64 raw key itself")
+    key.add_argument("--server", help="fetch the trusted keys from this server's /v1/keys")
+    v.add_argument("--accept-verdict", action="append", choices=["PASS", "FAIL", "INCONCLUSIVE"],
+                   help="verdicts that count as valid (default: PASS only; repeatable)")
+    v.add_argument("--standard", help="also require the certificate to be for this standard")
+    v.set_defaults(handler=proofs.verify_certificate)
+
+    v = sub.add_parser("verify", help="decide a VNN-LIB property on a model, in-process")
+    v.add_argument("model", type=Path)
+    v.add_argument("property", type=Path, help="VNN-LIB 1.0 file")
+    v.add_argument("--method", default="alpha-crown", choices=["ibp", "crown", "alpha-crown"])
+    v.add_argument("--timeout", type=float, default=60.0)
+    v.add_argument("--json", type=Path, dest="json_out", help="write the result here")
+    v.set_defaults(handler=proofs.verify)
+
+    st = sub.add_parser("status", help="show a certification")
+    st.add_argument("id")
+    st.add_argument("--server", default=os.environ.get("ROBUSTGATE_SERVER", DEFAULT_SERVER))
+    st.add_argument("--token", default=os.environ.get("ROBUSTGATE_TOKEN"))
+    st.set_defaults(handler=jobs.status)
+
+    d = sub.add_parser("demo", help="start an embedded service, certify the example, stop")
+    d.add_argument("--data-dir", type=Path, help="keep the service's data here")
+    d.set_defaults(handler=admin.demo)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""Handlers of the ``robustgate`` subcommands, grouped by who uses them."""

@@ -1,0 +1,23 @@
+"""Persistence: SQLAlchemy 2 models, engine and sessions (SQLite or PostgreSQL)."""
+
+from service.db.engine import Database
+from service.db.models import (
+    ApiToken,
+    Base,
+    Certification,
+    Dataset,
+    StandardRecord,
+    StoredModel,
+    Tenant,
+)
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Certification",
+    "Database",
+    "Dataset",
+    "StandardRecord",
+    "StoredModel",
+    "Tenant",
+]

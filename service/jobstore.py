@@ -1,0 +1,121 @@
+"""The database-backed JobStore the workers use (see workers.store)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from service.db import Certification, Database, Dataset, StandardRecord, StoredModel
+from service.db.models import utcnow
+from service.signing import Signer, load_or_create_signer
+from service.storage import BlobStore
+from workers.store import JobSpec
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("succeeded", "errored", "cancelled")
+
+
+def is_stale(beat: datetime | None, stale_seconds: float) -> bool:
+    if beat is None:
+        return True
+    if beat.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
+        beat = beat.replace(tzinfo=UTC)
+    return utcnow() - beat > timedelta(seconds=stale_seconds)
+
+
+class SqlJobStore:
+    def __init__(self, db: Database, blobs: BlobStore, signer: Signer | None = None, *,
+                 heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0) -> None:
+        self.db = db
+        self.blobs = blobs
+        self._signer = signer
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+
+    @property
+    def signer(self) -> Signer:
+        # Loaded on first use from the data folder this process was started with.
+        if self._signer is None:
+            from service.config import load_settings
+
+            self._signer = load_or_create_signer(load_settings().data_dir)
+        return self._signer
+
+    def claim(self, job_id: str, worker: str = "") -> JobSpec | None:
+        with self.db.session() as s:
+            job = s.scalar(select(Certification).where(Certification.id == job_id)
+                           .with_for_update())
+            if job is None or job.status in FINISHED:
+                return None
+            if job.cancel_requested:
+                job.status, job.finished_at = "cancelled", utcnow()
+                return None
+            if job.status == "running" and not is_stale(job.heartbeat_at, self.stale_seconds):
+                return None  # a duplicate delivery: a live worker has it
+            job.attempts += 1
+            job.heartbeat_at, job.worker = utcnow(), worker[:128]
+            model = s.get(StoredModel, job.model_id)
+            dataset = s.get(Dataset, job.dataset_id)
+            standard = s.get(StandardRecord, job.standard_id)
+            job.status, job.stage, job.progress = "running", "starting", 0.0
+            job.started_at = job.started_at or utcnow()
+            ood = s.get(Dataset, job.ood_dataset_id) if job.ood_dataset_id else None
+            spec_meta = (model.storage_key, dataset.storage_key, standard.document, job.seed,
+                         job.input_low, job.input_high, ood.storage_key if ood else None)
+        model_key, dataset_key, document, seed, low, high, ood_key = spec_meta
+        return JobSpec(job_id=job_id, model_bytes=self.blobs.read(model_key),
+                       dataset_bytes=self.blobs.read(dataset_key), standard_document=document,
+                       seed=seed, input_low=low, input_high=high,
+                       ood_bytes=self.blobs.read(ood_key) if ood_key else None)
+
+    def heartbeat(self, job_id: str) -> None:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            if job is not None and job.status == "running":
+                job.heartbeat_at = utcnow()
+
+    def report_progress(self, job_id: str, fraction: float, stage: str) -> None:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            if job is not None and job.status == "running":
+                job.progress = round(min(max(fraction, 0.0), 1.0), 4)
+                job.heartbeat_at = utcnow()
+                job.stage = stage[:64]
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            return job is None or job.cancel_requested
+
+    def succeed(self, job_id: str, scorecard: dict[str, Any]) -> None:
+        try:
+            signed = self.signer.sign(scorecard, certification_id=job_id)
+        except Exception as exc:  # an unsigned verdict is not a result: end the job with why
+            log.exception("could not sign the scorecard of %s", job_id)
+            self.fail(job_id, f"could not sign the scorecard: {type(exc).__name__}: {exc}")
+            return
+        self._finish(job_id, "succeeded", scorecard=scorecard, verdict=scorecard["verdict"],
+                     certificate=signed)
+
+    def fail(self, job_id: str, reason: str) -> None:
+        self._finish(job_id, "errored", error=reason[:4000])
+
+    def mark_cancelled(self, job_id: str) -> None:
+        self._finish(job_id, "cancelled")
+
+    def _finish(self, job_id: str, status: str, **fields: Any) -> None:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            if job is None or job.status in FINISHED:
+                return
+            if job.cancel_requested and status == "succeeded":
+                status, fields = "cancelled", {}
+            job.status, job.finished_at = status, utcnow()
+            if status == "succeeded":
+                job.progress, job.stage = 1.0, "done"
+            for key, value in fields.items():
+                setattr(job, key, value)

@@ -1,0 +1,55 @@
+"""Start the API and worker processes (``robustgate serve`` / ``robustgate worker``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from service.config import Settings
+from service.db.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+def worker_command(settings: Settings, concurrency: int = 1, name: str = "worker") -> list[str]:
+    # One job at a time per process: a certification already saturates its device.
+    pool = ["--pool=solo"] if concurrency == 1 else ["--pool=prefork",
+                                                     f"--concurrency={concurrency}"]
+    return [sys.executable, "-m", "celery", "-A", "service.worker_entry", "worker",
+            "--loglevel=INFO", "-Q", settings.queue, "-n", f"{name}-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", *pool]
+
+
+def start_workers(settings: Settings, count: int) -> list[subprocess.Popen]:
+    # Idle OpenMP threads must not spin on the cores the API and other workers need.
+    env = {"OMP_WAIT_POLICY": "PASSIVE"} | os.environ | settings.as_env()
+    return [subprocess.Popen(worker_command(settings, name=f"worker{i}"), env=env)
+            for i in range(count)]
+
+
+def stop(processes: list[subprocess.Popen], timeout: float = 15.0) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in processes:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from service.api import create_app
+
+    upgrade(settings.database_url)
+    procs = start_workers(settings, workers)
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        stop(procs)

@@ -1,0 +1,34 @@
+"""The Celery app a worker process loads: ``celery -A service.worker_entry worker``.
+
+It binds the workers' task to the database-backed job store. The store is created lazily in
+each process, so prefork children never share a parent's database connections.
+"""
+
+from __future__ import annotations
+
+import os
+
+from service.config import load_settings
+from service.db import Database
+from service.jobstore import SqlJobStore
+from service.storage import BlobStore
+from workers import make_celery
+from workers.tasks import register_tasks
+
+settings = load_settings()
+celery_app = make_celery(settings.broker_url, settings.queue, settings.broker_dir)
+_stores: dict[int, SqlJobStore] = {}
+
+
+def _store() -> SqlJobStore:
+    pid = os.getpid()
+    if pid not in _stores:
+        _stores[pid] = SqlJobStore(Database(settings.database_url),
+                                   BlobStore(settings.storage_dir),
+                                   heartbeat_seconds=settings.heartbeat_seconds,
+                                   stale_seconds=settings.stale_seconds)
+    return _stores[pid]
+
+
+register_tasks(celery_app, _store)
+app = celery_app

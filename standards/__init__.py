@@ -1,0 +1,1 @@
+"""The built-in standards catalogue: one YAML document per standard in this folder."""

@@ -1,0 +1,136 @@
+"""Fixtures that start the real service: embedded default and production shape.
+
+Servers run as real subprocesses (``python -m service.cli serve``) with a real Celery worker;
+production-shape runs use the PostgreSQL and Redis servers on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import redis
+
+from service.config import Settings, load_settings
+from service.demo import free_port, wait_healthy
+from service.serve import stop
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@dataclass
+class ServerHandle:
+    url: str
+    settings: Settings
+    env: dict[str, str]
+    proc: subprocess.Popen
+    log_path: Path
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> \
+            subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "service.cli", *args], env=self.env,
+                              capture_output=True, text=True, check=check, timeout=timeout)
+
+    def token(self, tenant: str) -> str:
+        return self.cli("token", "create", "--tenant", tenant).stdout.strip()
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROBUSTGATE_")}
+
+
+def start_server(settings: Settings, workers: int = 1) -> ServerHandle:
+    env = clean_env() | settings.as_env()
+    port = free_port()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / f"server-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
+                             "--workers", str(workers)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        stop([proc])
+        raise RuntimeError(f"server failed to start:\n{log_path.read_text()[-3000:]}") from None
+    return ServerHandle(url=url, settings=settings, env=env, proc=proc, log_path=log_path)
+
+
+def embedded_settings(data_dir: Path, **overrides: str) -> Settings:
+    return load_settings(clean_env() | {"ROBUSTGATE_DATA_DIR": str(data_dir), **overrides})
+
+
+@pytest.fixture(scope="session")
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    handle = start_server(embedded_settings(tmp_path_factory.mktemp("embedded")))
+    yield handle
+    stop([handle.proc])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    name = f"rg_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_queue() -> Iterator[tuple[str, str]]:
+    """(broker URL, queue name) on the real Redis; the queue is unique to this session."""
+    queue = f"rg-test-{uuid.uuid4().hex[:10]}"
+    url = f"{REDIS_URL}/5"
+    yield url, queue
+    client = redis.Redis.from_url(url)
+    client.delete(queue)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def production_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
+                      redis_queue: tuple[str, str]) -> Iterator[ServerHandle]:
+    broker, queue = redis_queue
+    settings = embedded_settings(tmp_path_factory.mktemp("production"),
+                                 ROBUSTGATE_DATABASE_URL=postgres_url,
+                                 ROBUSTGATE_BROKER_URL=broker, ROBUSTGATE_QUEUE=queue)
+    handle = start_server(settings)
+    yield handle
+    stop([handle.proc])
+
+
+@dataclass(frozen=True)
+class DigitsArtifacts:
+    robust_model: Path      # adversarially trained: passes demo-digits
+    brittle_model: Path     # normally trained: fails demo-digits
+    eval_set: Path
+    x: np.ndarray
+    y: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> DigitsArtifacts:
+    """Two digits CNNs trained here, exported with the TorchScript and dynamo exporters."""
+    from examples.digits import DigitsCNN, export_onnx, load_digits_split, train
+
+    folder = tmp_path_factory.mktemp("digits")
+    x_tr, y_tr, x_ev, y_ev = load_digits_split()
+    robust = train(DigitsCNN(), x_tr, y_tr, epochs=20, adversarial_eps=0.1, seed=1)
+    brittle = train(DigitsCNN(), x_tr, y_tr, epochs=10, seed=2)
+    export_onnx(robust, folder / "robust.onnx")
+    export_onnx(brittle, folder / "brittle.onnx", dynamo=True)
+    np.savez(folder / "eval.npz", x=x_ev, y=y_ev)
+    return DigitsArtifacts(folder / "robust.onnx", folder / "brittle.onnx",
+                           folder / "eval.npz", x_ev, y_ev)

@@ -1,0 +1,128 @@
+"""Workers die; jobs do not: kill -9 a worker mid-job and the job still completes, unchanged.
+
+Production shape (PostgreSQL, Redis, two real worker processes) with a fast heartbeat so the
+watchdog notices the loss in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from service.client import Client
+from service.db.engine import normalise_url
+from service.serve import stop
+from tests.fixtures_service import PG_ADMIN, embedded_settings, start_server
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory, redis_queue):
+    name = f"rg_ft_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    broker, _ = redis_queue
+    settings = embedded_settings(
+        tmp_path_factory.mktemp("ft"), ROBUSTGATE_DATABASE_URL=url,
+        ROBUSTGATE_BROKER_URL=broker, ROBUSTGATE_QUEUE=f"rg-ft-{uuid.uuid4().hex[:8]}",
+        ROBUSTGATE_HEARTBEAT_SECONDS="0.5", ROBUSTGATE_STALE_SECONDS="3")
+    handle = start_server(settings, workers=2)
+    yield handle, url
+    stop([handle.proc])
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _comparable(card: dict) -> dict:
+    card = {k: v for k, v in card.items() if k not in ("timings", "hardware")}
+    card["checks"] = {k: {**v, "seconds": 0} for k, v in card["checks"].items()}
+    return card
+
+
+def test_kill_9_a_worker_mid_job_and_the_scorecard_is_unchanged(two_workers, digits):
+    handle, url = two_workers
+    engine = create_engine(normalise_url(url))
+    # Two tenants: within one tenant the identical submission would reuse the first result.
+    with Client(handle.url, handle.token("ft-reference")) as ref_client:
+        reference = ref_client.submit(digits.robust_model, digits.eval_set, "demo-digits",
+                                      seed=11)
+        ref_client.wait(reference["id"], timeout=300)
+        reference_card = ref_client.scorecard(reference["id"])
+    with Client(handle.url, handle.token("ft")) as client:
+        job = client.submit(digits.robust_model, digits.eval_set, "demo-digits", seed=11)
+        deadline = time.monotonic() + 120
+        while True:
+            state = client.get(job["id"])
+            if state["status"] == "running" and state["progress"] >= 0.05:
+                break
+            assert state["status"] in ("queued", "running"), state
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        with engine.connect() as conn:
+            worker = conn.execute(text("SELECT worker FROM certifications WHERE id = :i"),
+                                  {"i": job["id"]}).scalar_one()
+        pid = int(worker.rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGKILL)
+        done = client.wait(job["id"], timeout=300)
+        with engine.connect() as conn:
+            attempts = conn.execute(text("SELECT attempts FROM certifications WHERE id = :i"),
+                                    {"i": job["id"]}).scalar_one()
+        assert done["status"] == "succeeded", done
+        assert attempts == 2
+        assert _comparable(client.scorecard(job["id"])) == _comparable(reference_card)
+    engine.dispose()
+
+
+def test_watchdog_requeues_then_gives_up_with_a_reason(tmp_path, digits):
+    """Embedded default: a job whose worker vanished is re-queued, and errors after the cap."""
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+    from service.auth import create_token
+    from service.db import Certification
+    from service.db.migrate import upgrade
+    from service.db.models import utcnow
+    from service.watchdog import sweep
+
+    settings = embedded_settings(tmp_path, ROBUSTGATE_STALE_SECONDS="5",
+                                 ROBUSTGATE_MAX_ATTEMPTS="2")
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    svc = app.state.services
+    with svc.db.session() as s:
+        token = create_token(s, "wd")
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    files = {"model": ("m.onnx", digits.robust_model.read_bytes()),
+             "data": ("d.npz", digits.eval_set.read_bytes())}
+    job_id = client.post("/v1/certifications", files=files,
+                         data={"standard": "demo-digits"}).json()["id"]
+
+    def lose_worker(attempts: int) -> None:
+        with svc.db.session() as s:
+            job = s.get(Certification, job_id)
+            job.status, job.attempts, job.worker = "running", attempts, "gone:1"
+            job.heartbeat_at = utcnow() - timedelta(seconds=60)
+
+    lose_worker(1)
+    assert sweep(svc) == [job_id]
+    state = client.get(f"/v1/certifications/{job_id}").json()
+    assert state["status"] == "queued" and "gone:1 stopped beating" in state["stage"]
+    lose_worker(2)
+    assert sweep(svc) == []
+    state = client.get(f"/v1/certifications/{job_id}").json()
+    assert state["status"] == "errored" and "gave up after 2 attempts" in state["error"]
+    # A fresh heartbeat is left alone.
+    with svc.db.session() as s:
+        job = s.get(Certification, job_id)
+        job.status, job.heartbeat_at = "running", utcnow()
+    assert sweep(svc) == []

@@ -1,0 +1,55 @@
+"""deploy/k8s is validated against the Kubernetes schemas and against the code it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from service.cli import _parser
+from service.config import load_settings
+
+K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
+CORE_KINDS = {"Deployment", "Service", "ConfigMap", "PersistentVolumeClaim"}
+
+
+def _documents() -> list[dict]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def _by(kind: str, name: str) -> dict:
+    return next(d for d in _documents() if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("doc", [d for d in _documents() if d["kind"] in CORE_KINDS],
+                         ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_core_resources_match_the_kubernetes_schema(doc):
+    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_workers_get_a_gpu_and_commands_are_real():
+    api = _by("Deployment", "robustgate-api")["spec"]["template"]["spec"]["containers"][0]
+    worker = _by("Deployment", "robustgate-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert _parser().parse_args(api["command"][1:]).command == "serve"
+    assert _parser().parse_args(worker["command"][1:]).command == "worker"
+    config = _by("ConfigMap", "robustgate-config")["data"]
+    settings = load_settings(config | {"ROBUSTGATE_DATABASE_URL": "postgresql://x@db/x"})
+    assert {k: v for k, v in settings.as_env().items() if k in config} == config
+
+
+def test_keda_scales_workers_on_the_celery_queue():
+    scaled = _by("ScaledObject", "robustgate-worker")
+    config = _by("ConfigMap", "robustgate-config")["data"]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "robustgate-worker"
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["type"] == "redis"
+    # The list KEDA watches is the queue the workers consume.
+    assert trigger["metadata"]["listName"] == config["ROBUSTGATE_QUEUE"]
+    assert config["ROBUSTGATE_BROKER_URL"].startswith(f"redis://{trigger['metadata']['address']}")

@@ -1,0 +1,69 @@
+"""Many submissions at once, and a restart of the service: nothing lost, tenants kept apart."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import numpy as np
+import pytest
+
+from examples.digits import DigitsMLP, export_onnx, load_digits_split, train
+from service.client import Client
+from service.serve import stop
+from tests.fixtures_service import embedded_settings, start_server
+
+
+@pytest.fixture(scope="module")
+def small_job(tmp_path_factory):
+    """A small MLP and a 40-sample set: a job of a few seconds."""
+    folder = tmp_path_factory.mktemp("small")
+    x_tr, y_tr, x_ev, y_ev = load_digits_split()
+    model = train(DigitsMLP(hidden=32), x_tr, y_tr, epochs=10, adversarial_eps=0.1, seed=3)
+    export_onnx(model, folder / "mlp.onnx")
+    np.savez(folder / "eval.npz", x=x_ev[:40], y=y_ev[:40])
+    return folder / "mlp.onnx", folder / "eval.npz"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_twenty_concurrent_submissions_from_three_tenants(production_server, small_job):
+    model, data = small_job
+    tokens = {name: production_server.token(name) for name in ("t-red", "t-green", "t-blue")}
+    plan = [list(tokens)[i % 3] for i in range(20)]
+
+    def submit(item: tuple[int, str]) -> tuple[str, str]:
+        seed, tenant = item  # distinct seeds: identical submissions would share one job
+        with Client(production_server.url, tokens[tenant]) as client:
+            return tenant, client.submit(model, data, "demo-digits", seed=seed)["id"]
+
+    with cf.ThreadPoolExecutor(max_workers=8) as pool:
+        submitted = list(pool.map(submit, enumerate(plan)))
+    by_tenant: dict[str, set[str]] = {t: set() for t in tokens}
+    for tenant, job_id in submitted:
+        by_tenant[tenant].add(job_id)
+    for tenant, ids in by_tenant.items():
+        with Client(production_server.url, tokens[tenant]) as client:
+            for job_id in ids:
+                assert client.wait(job_id, timeout=600)["status"] == "succeeded"
+            listing = client._call("GET", "/v1/certifications?limit=200").json()
+            # The tenant sees exactly its own jobs (these fixtures' tenants are new).
+            assert {item["id"] for item in listing["items"]} == ids
+    assert sum(len(ids) for ids in by_tenant.values()) == 20
+
+
+def test_restarting_the_service_loses_nothing(tmp_path, small_job):
+    model, data = small_job
+    settings = embedded_settings(tmp_path / "svc", ROBUSTGATE_STALE_SECONDS="5")
+    first = start_server(settings, workers=0)  # the API alone: jobs wait in the queue
+    token = first.token("restart")
+    with Client(first.url, token) as client:
+        ids = [client.submit(model, data, "demo-digits", seed=i)["id"] for i in range(3)]
+    stop([first.proc])
+    second = start_server(settings, workers=1)
+    try:
+        with Client(second.url, token) as client:
+            for job_id in ids:
+                assert client.wait(job_id, timeout=300)["status"] == "succeeded"
+            assert client._call("GET", "/v1/certifications").json()["total"] == 3
+    finally:
+        stop([second.proc])

@@ -1,0 +1,179 @@
+"""Tenants' own standards over HTTP: upload, idempotence, immutability, isolation, use.
+
+The app runs in process (TestClient) on SQLite with the filesystem broker; one job is run by
+the worker code in process to show the stored document is what the battery evaluates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service.api import create_app
+from service.auth import create_token
+from service.db import Certification, StandardRecord
+from service.db.migrate import upgrade
+from service.jobstore import SqlJobStore
+from service.signing import load_or_create_signer
+from tests.fixtures_service import embedded_settings
+from verifiers import builtin_standards
+from workers.tasks import run_job
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DOC = """\
+name: acme-gate
+version: 1
+description: clean accuracy and a small attack, for acme's CI
+threat_model: {norm: linf, eps: ["0.1"]}
+budget: {preset: quick}
+attacks: [apgd-ce]
+criteria:
+  - {metric: clean.accuracy, op: ">=", threshold: 0.9}
+  - {metric: adversarial.robust_accuracy@0.1, op: ">=", threshold: 0.5, severity: advisory}
+"""
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("standards-api")
+    settings = embedded_settings(folder)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    with app.state.services.db.session() as s:
+        tokens = {name: create_token(s, name) for name in ("alice", "bob")}
+    with TestClient(app) as client:
+        yield client, app.state.services, tokens
+
+
+def _auth(tokens: dict[str, str], who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens[who]}"}
+
+
+def _rows(services) -> int:
+    with services.db.session() as s:
+        return s.scalar(select(func.count()).select_from(StandardRecord))
+
+
+def _submit(client, headers, standard: str):
+    files = {"model": ("m.onnx", (EXAMPLES / "digits_cnn.onnx").read_bytes()),
+             "data": ("d.npz", (EXAMPLES / "digits_eval.npz").read_bytes())}
+    return client.post("/v1/certifications", files=files, data={"standard": standard},
+                       headers=headers)
+
+
+def test_upload_needs_a_token_and_refuses_bad_documents_naming_the_line(api):
+    client, services, tokens = api
+    before = _rows(services)
+    r = client.post("/v1/standards", content=DOC)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+    r = client.post("/v1/standards", content=DOC, headers={"Authorization": "Bearer rg_nope"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+    alice = _auth(tokens, "alice")
+    r = client.post("/v1/standards", content=DOC.replace("clean.accuracy", "clearn.accuracy"),
+                    headers=alice)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_standard"
+    assert "line 8: field criteria[0].metric names check 'clearn'" in r.json()["error"]["message"]
+    r = client.post("/v1/standards", content=b"name: \xff\xfe", headers=alice)
+    assert r.status_code == 422 and "UTF-8" in r.json()["error"]["message"]
+    r = client.post("/v1/standards", content=DOC + "#" * 300_000, headers=alice)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "standard_too_large"
+    # Built-in names are reserved: a name means one document for every tenant.
+    demo = builtin_standards()["demo-digits"].document
+    r = client.post("/v1/standards", content=demo.replace("version: 1", "version: 2"),
+                    headers=alice)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "standard_name_reserved"
+    assert _rows(services) == before
+
+
+def test_upload_is_idempotent_and_a_change_needs_a_new_version(api):
+    client, services, tokens = api
+    alice = _auth(tokens, "alice")
+    r = client.post("/v1/standards", content=DOC, headers={**alice, "Content-Type":
+                                                           "application/yaml"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["sha256"] == hashlib.sha256(DOC.encode()).hexdigest()
+    assert body["builtin"] is False and body["name"] == "acme-gate" and body["version"] == 1
+    assert r.headers["location"] == "/v1/standards/acme-gate?version=1"
+    rows = _rows(services)
+    again = client.post("/v1/standards", content=DOC, headers=alice)
+    assert again.status_code == 200 and again.json() == body and _rows(services) == rows
+    changed = DOC.replace("threshold: 0.9", "threshold: 0.8")
+    r = client.post("/v1/standards", content=changed, headers=alice)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "standard_exists"
+    assert "changing a standard means a new version" in r.json()["error"]["message"]
+    assert _rows(services) == rows
+    v2 = changed.replace("version: 1", "version: 2")
+    assert client.post("/v1/standards", content=v2, headers=alice).status_code == 201
+    latest = client.get("/v1/standards/acme-gate", headers=alice).json()
+    assert latest["version"] == 2 and latest["document"] == v2
+    first = client.get("/v1/standards/acme-gate?version=1", headers=alice).json()
+    assert first["document"] == DOC and first["sha256"] == body["sha256"]
+
+
+def test_another_tenant_can_neither_see_nor_use_it(api):
+    client, services, tokens = api
+    alice, bob = _auth(tokens, "alice"), _auth(tokens, "bob")
+    assert client.post("/v1/standards", content=DOC, headers=alice).status_code in (200, 201)
+    builtins = set(builtin_standards())
+    listed = client.get("/v1/standards", headers=alice).json()
+    own = [s for s in listed if not s["builtin"]]
+    assert {s["name"] for s in listed if s["builtin"]} == builtins
+    assert {s["name"] for s in own} == {"acme-gate"} and 1 in {s["version"] for s in own}
+    for headers in (bob, {}):
+        names = {s["name"] for s in client.get("/v1/standards", headers=headers).json()}
+        assert names == builtins
+        r = client.get("/v1/standards/acme-gate", headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert client.get("/v1/standards", headers={"Authorization": "Bearer x"}).status_code == 401
+    # Bob cannot certify against it: refused before anything is stored.
+    with services.db.session() as s:
+        jobs = s.scalar(select(func.count()).select_from(Certification))
+    r = _submit(client, bob, "acme-gate")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_standard"
+    assert "acme-gate" not in r.json()["error"]["message"].split("known:")[1]
+    with services.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Certification)) == jobs
+    # Bob may hold a standard of the same name and content: his own row, his own lookup.
+    r = client.post("/v1/standards", content=DOC, headers=bob)
+    assert r.status_code == 201 and r.json()["sha256"] == hashlib.sha256(DOC.encode()).hexdigest()
+    with services.db.session() as s:
+        owners = s.scalars(select(StandardRecord.tenant_id)
+                           .where(StandardRecord.name == "acme-gate",
+                                  StandardRecord.version == 1)).all()
+    assert len(set(owners)) == 2 and None not in owners
+
+
+def test_a_certification_uses_the_callers_own_standard(api, tmp_path):
+    client, services, tokens = api
+    alice = _auth(tokens, "alice")
+    client.post("/v1/standards", content=DOC, headers=alice)
+    v2 = DOC.replace("threshold: 0.9", "threshold: 0.8").replace("version: 1", "version: 2")
+    client.post("/v1/standards", content=v2, headers=alice)
+    pinned = _submit(client, alice, "acme-gate@1")
+    assert pinned.status_code == 202, pinned.text
+    assert pinned.json()["standard"] == {"name": "acme-gate", "version": 1,
+                                         "sha256": hashlib.sha256(DOC.encode()).hexdigest()}
+    assert _submit(client, alice, "acme-gate@7").status_code == 422
+    job = _submit(client, alice, "acme-gate").json()
+    v2_sha = hashlib.sha256(v2.encode()).hexdigest()
+    assert job["standard"]["version"] == 2 and job["standard"]["sha256"] == v2_sha
+    # The worker evaluates exactly the stored document.
+    store = SqlJobStore(services.db, services.blobs, signer=load_or_create_signer(tmp_path))
+    run_job(store, job["id"])
+    done = client.get(f"/v1/certifications/{job['id']}", headers=alice).json()
+    assert done["status"] == "succeeded", done
+    card = client.get(f"/v1/certifications/{job['id']}/scorecard", headers=alice).json()
+    assert card["standard"]["sha256"] == v2_sha
+    assert [c["threshold"] for c in card["criteria"]] == [0.8, 0.5]
+    assert card["verdict"] == "PASS" and done["verdict"] == "PASS"
+    # Built-ins still resolve for everyone, and are recorded once, as built-ins.
+    for who in ("alice", "bob"):
+        assert _submit(client, _auth(tokens, who), "demo-digits").status_code == 202
+    with services.db.session() as s:
+        demo = s.scalars(select(StandardRecord).where(StandardRecord.name == "demo-digits")).all()
+    assert len(demo) == 1 and demo[0].tenant_id is None and demo[0].builtin

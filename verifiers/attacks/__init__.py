@@ -1,0 +1,41 @@
+"""Adversarial attacks; every success is re-checked on onnxruntime (``recheck``).
+
+One module per attack (pgd, apgd, fab, square, spatial, corruptions, autoattack_std), the
+threat geometry they share (ball), the typed budgets and presets (budget), the cascade that
+runs them over still-robust points (battery) and the gradient-masking scan with its
+BPDA/EOT remedies (masking). Attack functions named like their module (``apgd.apgd``,
+``square.square``, ``pgd.pgd``) are imported from the module, so the module names stay
+importable (``import verifiers.attacks.apgd``).
+"""
+
+from verifiers.attacks import masking
+from verifiers.attacks.apgd import ApgdConfig
+from verifiers.attacks.ball import Ball
+from verifiers.attacks.battery import CascadeResult, Target, cascade
+from verifiers.attacks.budget import PRESETS, Budget
+from verifiers.attacks.common import AttackOutcome
+from verifiers.attacks.fab import FabConfig, fab_targeted
+from verifiers.attacks.pgd import PgdConfig, pgd_linf
+from verifiers.attacks.recheck import recheck, recheck_linf
+from verifiers.attacks.rowrandom import RowRandom
+from verifiers.attacks.square import SquareConfig
+
+__all__ = [
+    "PRESETS",
+    "ApgdConfig",
+    "AttackOutcome",
+    "Ball",
+    "Budget",
+    "CascadeResult",
+    "FabConfig",
+    "PgdConfig",
+    "RowRandom",
+    "SquareConfig",
+    "Target",
+    "cascade",
+    "fab_targeted",
+    "masking",
+    "pgd_linf",
+    "recheck",
+    "recheck_linf",
+]

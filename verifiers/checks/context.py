@@ -1,0 +1,60 @@
+"""What every check of the battery can read, and what earlier checks leave for later ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from verifiers.bounds.graph import BoundGraph, build_graph
+from verifiers.data import EvalSet, InputDomain
+from verifiers.errors import IntakeError
+from verifiers.model import LoadedModel
+from verifiers.scorecard import CheckResult
+from verifiers.standards import Standard
+
+
+@dataclass
+class RunContext:
+    model: LoadedModel
+    eval_set: EvalSet
+    standard: Standard
+    domain: InputDomain
+    device: torch.device
+    seed: int
+    batch_size: int
+    # progress(fraction of this check done); the pipeline maps it onto the whole run.
+    progress: Callable[[float], None] = lambda _f: None
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    # Set by the clean check: which samples onnxruntime classifies correctly.
+    correct: np.ndarray | None = None
+    # Set by the fidelity check: the torch module, or None with the reason white-box is off.
+    module: torch.nn.Module | None = None
+    white_box_reason: str = "fidelity check did not run"
+    # Per-sample evidence other checks must agree with (e.g. the attacked-robust mask).
+    per_sample: dict[str, Any] = field(default_factory=dict)
+    # Optional user-uploaded OOD inputs (npz ``x``, same sample shape as the evaluation set).
+    ood_x: np.ndarray | None = None
+
+    _bound_graph: BoundGraph | None = field(default=None, repr=False)
+    _graph_error: IntakeError | None = field(default=None, repr=False)
+
+    def bound_graph(self) -> BoundGraph:
+        """The bound engine's graph of the model, built once per run and shared by the checks
+        that bound it (certified, ood); raises IntakeError/UnsupportedOpError every time."""
+        if self._graph_error is not None:
+            raise self._graph_error
+        if self._bound_graph is None:
+            try:
+                self._bound_graph = build_graph(self.model.proto)
+            except IntakeError as exc:  # UnsupportedOpError is one too
+                self._graph_error = exc
+                raise
+        return self._bound_graph
+
+    def generator(self, salt: int) -> torch.Generator:
+        """A seeded generator per check, so adding a check never shifts another's randomness."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

@@ -1,0 +1,89 @@
+"""Torch conversion and its agreement with onnxruntime: the gate for white-box analyses.
+
+Agreement is measured where the analyses look: on the evaluation set AND on random points of
+the perturbation set (uniform in the Linf ball of the standard's largest eps, intersected with
+the input domain). For a Softmax/LogSoftmax model the cut-off logits are compared as well,
+since attacks and bounds read those.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from verifiers.checks.context import RunContext
+from verifiers.data import InputDomain
+from verifiers.errors import IntakeError
+from verifiers.model import OnnxRunner, fidelity, logits_graph, to_torch
+from verifiers.model.convert import LogitsView
+from verifiers.scorecard import CheckResult
+
+NAME = "fidelity"
+SALT = 2  # this check's stream of ctx.generator
+# Random perturbation points: one per evaluation sample, at most this many.
+MAX_PERTURBATION_POINTS = 1024
+
+
+def perturbation_points(x: np.ndarray, eps: float, domain: InputDomain,
+                        generator: torch.Generator, limit: int) -> np.ndarray:
+    """Uniform points of the box [x - eps, x + eps] ∩ [low, high], one per chosen sample."""
+    n = len(x)
+    if n > limit:
+        idx = torch.randperm(n, generator=generator)[:limit].sort().values.numpy()
+        x = x[idx]
+    lo = np.maximum(x - eps, domain.low)
+    hi = np.minimum(x + eps, domain.high)
+    u = torch.rand(x.shape, generator=generator, dtype=torch.float64).numpy()
+    return (lo + (hi - lo) * u).astype(np.float32)
+
+
+def run(ctx: RunContext) -> CheckResult:
+    t0 = time.perf_counter()
+    tolerance = ctx.standard.fidelity_tolerance
+    eps = max(e.value for e in ctx.standard.eps)
+    x_eval = ctx.eval_set.x
+    x_pert = perturbation_points(x_eval, eps, ctx.domain, ctx.generator(salt=SALT),
+                                 MAX_PERTURBATION_POINTS)
+    info = ctx.model.info
+    details = {"converter": "onnx2pytorch", "points_eval": len(x_eval),
+               "points_perturbation": len(x_pert), "perturbation_eps": eps,
+               "perturbation_set": "uniform in Linf ball of the largest eps ∩ input range",
+               "output_kind": info.output_kind, "logits_from": info.logits_from}
+    try:
+        module = to_torch(ctx.model.proto, info.output_kind, ctx.device)
+        metrics = {
+            "max_abs_diff_eval": fidelity(ctx.model.runner, module, x_eval, ctx.device),
+            "max_abs_diff_perturbation": fidelity(ctx.model.runner, module, x_pert, ctx.device),
+        }
+        if isinstance(module, LogitsView) and module.head_cut:
+            # The analyses read logits: compare them with onnxruntime on the cut graph too.
+            graph, _ = logits_graph(ctx.model.proto, info.output_kind)
+            logits_runner = OnnxRunner(graph.SerializeToString(), info)
+            metrics["max_abs_diff_logits"] = max(
+                fidelity(logits_runner, module, x, ctx.device, space="logits")
+                for x in (x_eval, x_pert))
+    except IntakeError as exc:
+        ctx.white_box_reason = f"no faithful torch conversion ({exc}); white-box analyses not run"
+        return CheckResult(NAME, status="inconclusive", reason=str(exc), details=details,
+                           seconds=time.perf_counter() - t0)
+    diff = max(metrics.values())
+    if not math.isfinite(diff):  # NaN/inf on one side only; keep the scorecard valid JSON
+        reason = "torch conversion gives non-finite outputs where onnxruntime does not"
+        ctx.white_box_reason = f"{reason}; white-box analyses not run"
+        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        return CheckResult(NAME, status="inconclusive", reason=reason, metrics=finite,
+                           details=details, seconds=time.perf_counter() - t0)
+    metrics = {"max_abs_diff": diff, **metrics, "tolerance": tolerance}
+    if diff <= tolerance:
+        ctx.module = module
+        ctx.white_box_reason = ""
+    else:
+        worst = max((k for k in metrics if k.startswith("max_abs_diff_")), key=metrics.get)
+        ctx.white_box_reason = (
+            f"torch conversion differs from onnxruntime by {diff:.3g} ({worst}) > tolerance "
+            f"{tolerance:.3g}; white-box results are not trusted")
+    return CheckResult(NAME, metrics=metrics, details=details,
+                       seconds=time.perf_counter() - t0)

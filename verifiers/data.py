@@ -1,0 +1,123 @@
+"""Evaluation sets: the ``.npz`` intake and the valid input domain."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from verifiers.errors import DataError
+
+
+@dataclass(frozen=True)
+class InputDomain:
+    """The box every valid input lies in (e.g. [0, 1] for normalised images)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.low) and np.isfinite(self.high)) or self.low >= self.high:
+            raise DataError(f"input range must satisfy low < high, got [{self.low}, {self.high}]")
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Inputs ``x`` (float32, batch first) and integer labels ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sha256: str
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def load_eval_set(source: str | Path | bytes) -> EvalSet:
+    """Read and validate an ``.npz`` with arrays ``x`` (float) and ``y`` (int).
+
+    Pickled object arrays are refused (``allow_pickle=False``): the file is untrusted.
+    """
+    raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+    if not raw:
+        raise DataError("evaluation set is empty (0 bytes)")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            names = set(npz.files)
+            missing = sorted({"x", "y"} - names)
+            if missing:
+                raise DataError(
+                    f"evaluation set lacks array(s) {', '.join(missing)}; "
+                    f"expected 'x' (float32) and 'y' (int64), found {sorted(names) or 'none'}"
+                )
+            x = npz["x"]
+            y = npz["y"]
+    except DataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"evaluation set is not a readable .npz file: {exc}") from exc
+    return validate_arrays(x, y, hashlib.sha256(raw).hexdigest())
+
+
+def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "") -> EvalSet:
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"'x' must be a float array (float32), got dtype {x.dtype}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"'y' must be an integer array (int64), got dtype {y.dtype}")
+    if x.ndim < 2:
+        raise DataError(f"'x' must have a batch dimension and features, got shape {x.shape}")
+    if y.ndim != 1:
+        raise DataError(f"'y' must be one-dimensional, got shape {y.shape}")
+    if x.shape[0] == 0:
+        raise DataError("evaluation set has no samples")
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"'x' has {x.shape[0]} samples but 'y' has {y.shape[0]} labels")
+    if not np.all(np.isfinite(x)):
+        raise DataError("'x' contains NaN or infinite values")
+    if y.min() < 0:
+        raise DataError(f"labels must be >= 0, found {int(y.min())}")
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256)
+
+
+def resolve_domain(eval_set: EvalSet, low: float | None, high: float | None) -> InputDomain:
+    """The declared input range, or [0, 1] when the data fits in it, else the data's range.
+
+    Every sample must lie in the declared range: a perturbation set that starts outside the
+    valid inputs would certify nothing meaningful.
+    """
+    x_min, x_max = float(eval_set.x.min()), float(eval_set.x.max())
+    if low is None and high is None:
+        low, high = (0.0, 1.0) if x_min >= 0.0 and x_max <= 1.0 else (x_min, x_max)
+    elif low is None or high is None:
+        raise DataError("give both ends of the input range, or neither")
+    domain = InputDomain(float(low), float(high))
+    if x_min < domain.low or x_max > domain.high:
+        raise DataError(
+            f"evaluation inputs span [{x_min:g}, {x_max:g}], outside the declared input range "
+            f"[{domain.low:g}, {domain.high:g}]"
+        )
+    return domain
+
+
+def check_against_model(eval_set: EvalSet, input_shape: list[int | str | None],
+                        num_classes: int) -> None:
+    """Refuse a set whose sample shape or labels do not fit the model."""
+    sample_shape = list(eval_set.x.shape[1:])
+    expected = input_shape[1:]
+    fits = len(sample_shape) == len(expected) and all(
+        not isinstance(e, int) or e <= 0 or e == s
+        for e, s in zip(expected, sample_shape, strict=True)
+    )
+    if not fits:
+        raise DataError(
+            f"samples have shape {sample_shape} but the model expects {expected} "
+            f"(after the batch dimension)"
+        )
+    top = int(eval_set.y.max())
+    if top >= num_classes:
+        raise DataError(f"label {top} is out of range: the model has {num_classes} classes")

@@ -1,0 +1,42 @@
+"""The named errors of the verification library.
+
+Callers catch these, not ``Exception``: an ``IntakeError`` becomes a 4xx for the API and a
+clean refusal in a worker; a ``SoundnessError`` is a bug in the tool and must fail loudly.
+"""
+
+from __future__ import annotations
+
+
+class VerifierError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class IntakeError(VerifierError):
+    """The uploaded model was refused (not ONNX, unsafe, unsupported shape...)."""
+
+
+class UnsupportedOpError(IntakeError):
+    """An operator the requested analysis cannot handle."""
+
+    def __init__(self, op_type: str, node_name: str = "", detail: str = "") -> None:
+        self.op_type = op_type
+        self.node_name = node_name
+        where = f" at node {node_name!r}" if node_name else ""
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"unsupported op {op_type}{where}{extra}")
+
+
+class DataError(VerifierError):
+    """The evaluation (or OOD) set was refused."""
+
+
+class StandardError(VerifierError):
+    """A standard document is malformed or unknown."""
+
+
+class SoundnessError(VerifierError):
+    """An internal contradiction (e.g. a sample both certified and attacked): a tool bug."""
+
+
+class Cancelled(VerifierError):
+    """The run was cancelled by its owner."""

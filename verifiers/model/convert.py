@@ -1,0 +1,143 @@
+"""ONNX -> torch conversion (onnx2pytorch) for gradients, and the fidelity measure.
+
+White-box attacks and bounds run on the converted module; they are trusted only while it
+agrees with onnxruntime on the accepted model.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from verifiers.errors import IntakeError
+from verifiers.model.head import logits_graph
+from verifiers.model.runtime import OnnxRunner
+from verifiers.model.simplify import fold_constant_identities
+
+log = logging.getLogger(__name__)
+
+
+class LogitsView(nn.Module):
+    """``forward`` returns logits whatever the model outputs; ``scores`` what the model outputs.
+
+    With ``head_cut`` the inner module is the graph without its Softmax/LogSoftmax, so the
+    logits are exact; otherwise probabilities fall back to log(p) (log-probabilities differ
+    from logits by a per-sample constant, which neither attacks nor margins see).
+    """
+
+    def __init__(self, inner: nn.Module, output_kind: str, head_cut: bool = False,
+                 fixed_batch: int | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.output_kind = output_kind
+        self.head_cut = head_cut
+        # A graph that kept a fixed batch N runs on chunks of exactly N rows (last one padded),
+        # so callers may use any batch size; autograd flows through the split and the cat.
+        self.fixed_batch = fixed_batch
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.fixed_batch
+        if not n or x.shape[0] == n:
+            return self.inner(x).reshape(x.shape[0], -1).float()
+        outs = []
+        for chunk in torch.split(x, n):
+            rows = chunk.shape[0]
+            if rows < n:
+                chunk = torch.cat([chunk, chunk[-1:].expand(n - rows, *chunk.shape[1:])])
+            outs.append(self.inner(chunk).reshape(n, -1)[:rows])
+        return torch.cat(outs).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._raw(x)
+        if self.output_kind == "probabilities" and not self.head_cut:
+            return torch.log(out.clamp_min(1e-12))
+        return out
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._raw(x)
+        if not self.head_cut:
+            return out
+        if self.output_kind == "probabilities":
+            return torch.softmax(out, dim=1)
+        if self.output_kind == "log_probabilities":
+            return torch.log_softmax(out, dim=1)
+        return out
+
+
+def to_torch(model: onnx.ModelProto, output_kind: str, device: torch.device) -> nn.Module:
+    """Convert with onnx2pytorch; a failure is an IntakeError the battery turns INCONCLUSIVE.
+
+    The returned module outputs logits (a Softmax/LogSoftmax head is cut before converting).
+    """
+    from onnx2pytorch import ConvertModel  # heavy import, only when converting
+
+    graph, head_cut = logits_graph(model, output_kind)
+    graph = fold_constant_identities(graph)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inner = ConvertModel(graph, experimental=True)
+        module = LogitsView(inner, output_kind, head_cut, _fixed_batch(graph)).to(device)
+        module = module.float().eval()
+    except Exception as exc:  # the converter raises anything from KeyError to NotImplementedError
+        raise IntakeError(f"torch conversion failed: {type(exc).__name__}: "
+                          f"{str(exc)[:300]}") from exc
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _fixed_batch(model: onnx.ModelProto) -> int | None:
+    stored = {t.name for t in model.graph.initializer}
+    inp = next((i for i in model.graph.input if i.name not in stored), None)
+    dims = inp.type.tensor_type.shape.dim if inp is not None else []
+    return int(dims[0].dim_value) if dims and dims[0].dim_value > 0 else None
+
+
+def torch_scores(module: nn.Module, x: np.ndarray, device: torch.device,
+                 batch_size: int = 256, space: str = "scores") -> np.ndarray:
+    """Outputs of the converted model: what the model outputs ("scores") or "logits"."""
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size],
+                                                          dtype=np.float32)).to(device)
+            if isinstance(module, LogitsView):
+                out = module(chunk) if space == "logits" else module.scores(chunk)
+            else:
+                out = module(chunk)
+            outs.append(out.reshape(len(chunk), -1).float().cpu().numpy())
+    return np.concatenate(outs, axis=0)
+
+
+def fidelity(runner: OnnxRunner, module: nn.Module, x: np.ndarray,
+             device: torch.device, space: str = "scores") -> float:
+    """max |onnxruntime - torch| over the given inputs.
+
+    ``space="scores"`` compares what the model outputs; ``"logits"`` compares the module's
+    logits with a runner on :func:`logits_graph` of the model.
+    """
+    try:
+        reference = runner.run(x)
+        converted = torch_scores(module, x, device, space=space)
+    except IntakeError:
+        raise
+    except Exception as exc:
+        raise IntakeError(f"converted model failed to run: {type(exc).__name__}: "
+                          f"{str(exc)[:300]}") from exc
+    if reference.shape != converted.shape:
+        raise IntakeError(
+            f"converted model outputs shape {converted.shape}, onnxruntime {reference.shape}"
+        )
+    ref, got = reference.astype(np.float64), converted.astype(np.float64)
+    same = (ref == got) | (np.isnan(ref) & np.isnan(got))  # equal infinities and NaNs agree
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(ref - got))
+    if not np.all(np.isfinite(diff)):
+        return float("inf")  # one side finite, the other not: no agreement
+    return float(diff.max()) if diff.size else 0.0

@@ -1,0 +1,27 @@
+"""A plain-text summary for terminals and CI logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render_summary(card: dict[str, Any]) -> str:
+    std = card["standard"]
+    lines = [
+        f"standard  {std['name']} v{std['version']} ({std['sha256'][:12]})",
+        f"model     {card['model']['sha256'][:12]}  dataset {card['dataset']['sha256'][:12]} "
+        f"({card['dataset']['n_samples']} samples)",
+        "",
+        f"{'criterion':<48} {'value':>10} {'threshold':>12} {'margin':>10}  result",
+    ]
+    for c in card["criteria"]:
+        value = "-" if c["value"] is None else f"{c['value']:.4g}"
+        margin = "-" if c["margin"] is None else f"{c['margin']:+.4g}"
+        sev = "" if c["severity"] == "required" else " (advisory)"
+        bound = f"{c['op']} {c['threshold']:g}"
+        lines.append(f"{c['metric']:<48} {value:>10} {bound:>12} {margin:>10}  {c['result']}{sev}")
+        if c["result"] == "INCONCLUSIVE":
+            lines.append(f"    reason: {c['reason']}")
+    lines += ["", f"VERDICT: {card['verdict']}"]
+    lines += [f"  - {r}" for r in card.get("verdict_reasons", [])]
+    return "\n".join(lines) + "\n"

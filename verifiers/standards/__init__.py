@@ -1,0 +1,43 @@
+"""Robustness standards: fixed before the run, versioned, hashed, evaluated on a scorecard.
+
+A standard is a YAML document: threat models (norm, eps list), attack budgets and the
+attacks to run, and criteria (metric path, comparator, threshold, severity). The verdict is
+PASS only when every required criterion passed on evidence actually obtained.
+
+``threat_model`` is one mapping ``{norm, eps}`` or a list of them; the first is the primary
+one (metric ``adversarial.robust_accuracy@<eps>``), the others are norm-qualified
+(``adversarial.l2.robust_accuracy@0.5``). ``budget`` takes a ``preset`` (quick, standard,
+thorough) and per-attack overrides; ``attacks`` selects attacks (see verifiers.attacks.budget).
+
+Modules: ``spec`` (the typed standard), ``located`` (YAML with line numbers), ``schema`` (field
+rules), ``parse`` (``parse_standard``), ``catalogue`` (the built-ins), ``evaluate`` (verdict).
+"""
+
+from verifiers.standards.catalogue import builtin_dir, builtin_standards, get_builtin
+from verifiers.standards.evaluate import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    CriterionResult,
+    evaluate,
+    evaluate_criterion,
+)
+from verifiers.standards.parse import parse_standard
+from verifiers.standards.spec import Criterion, Eps, Standard, ThreatModel
+
+__all__ = [
+    "FAIL",
+    "INCONCLUSIVE",
+    "PASS",
+    "Criterion",
+    "CriterionResult",
+    "Eps",
+    "Standard",
+    "ThreatModel",
+    "builtin_dir",
+    "builtin_standards",
+    "evaluate",
+    "evaluate_criterion",
+    "get_builtin",
+    "parse_standard",
+]
