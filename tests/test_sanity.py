@@ -125,3 +125,60 @@ def test_clean_model_passes_every_sanity_check(contexts):
     assert checks.metrics["large_eps.value"] >= 0.98
     assert ctx.results["adversarial"].details["sanity"]["passed"] is True
     assert masking.scan(ctx.model.proto, ctx.model.info.output_name) == []
+
+
+class ZeroGradient(nn.Module):
+    """The same forward as ``inner`` with a zero input gradient: gradients that mislead, in a
+    graph the op scan sees nothing wrong with (it only sees the ONNX, which is plain)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.detach() + 0.0 * x)
+
+
+def _battery(path, x, y, standard: str, module_wrapper=None) -> RunContext:
+    ctx = RunContext(model=load_model(path), eval_set=validate_arrays(x, y, "test"),
+                     standard=parse_standard(standard), domain=DOMAIN,
+                     device=torch.device("cpu"), seed=0, batch_size=128)
+    for check in (clean, fidelity, adversarial, sanity):
+        if check is adversarial and module_wrapper is not None:
+            ctx.module = module_wrapper(ctx.module)
+        ctx.results[check.NAME] = check.run(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def plain_digits(tmp_path_factory):
+    x_tr, y_tr, x_ev, y_ev = load_digits_split()
+    plain = train(DigitsCNN(), x_tr, y_tr, epochs=10, seed=1)
+    return export_onnx(plain, tmp_path_factory.mktemp("blackbox") / "plain.onnx"), x_ev, y_ev
+
+
+def test_square_beating_every_white_box_attack_is_masking(plain_digits):
+    path, x, y = plain_digits
+    ctx = _battery(path, x[:120], y[:120], STANDARD, ZeroGradient)
+    finding = ctx.results["sanity"].details["findings"]["blackbox"]
+    assert finding["passed"] is False
+    assert finding["value"] >= 10, finding["detail"]   # Square breaks them, nothing else can
+    adv = ctx.results["adversarial"]
+    assert adv.status == "inconclusive" and "blackbox" in adv.reason
+    results, verdict, _ = evaluate(ctx.standard, ctx.results)
+    assert verdict != "PASS"
+
+
+def test_square_points_a_stronger_white_box_attack_breaks_are_not_masking(plain_digits):
+    # A starved white-box budget: Square breaks what one PGD step missed, and the stronger
+    # APGD breaks those too: the gradients are fine, the budget fell short.
+    starved = STANDARD.replace("budget: {preset: quick}", """budget:
+  preset: quick
+  pgd: {steps: 1}""").replace("[apgd-ce, apgd-t, fab-t, square]", "[pgd, square]")
+    path, x, y = plain_digits
+    ctx = _battery(path, x[:120], y[:120], starved)
+    findings = ctx.results["sanity"].details["findings"]
+    succ = ctx.results["adversarial"].metrics
+    assert succ.get("successes.square@0.1", 0) + succ.get("successes.square@0.2", 0) >= 3
+    assert findings["blackbox"]["passed"] is True, findings["blackbox"]["detail"]
+    assert findings["blackbox"]["value"] <= 2
