@@ -20,12 +20,14 @@ from service.db import Certification, Dataset, StandardRecord, StoredModel
 from service.errors import ApiError
 from service.services import Services
 from service.storage import Staged, TooLarge
+from service.watchdog import revoke
 from verifiers import DataError, IntakeError, load_eval_set
 from verifiers.data import check_against_model, resolve_domain
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
 from verifiers.scorecard import tool_version
 from workers import CERTIFY_TASK
+from workers.app import PRIORITY_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +83,16 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                                 input_low=input_low, input_high=input_high,
                                 cancel_requested=False)
             s.add(job)
+            # Fairness: a tenant with many jobs in flight queues behind one with few.
+            backlog = s.scalar(select(func.count()).select_from(Certification).where(
+                Certification.tenant_id == tenant_id,
+                Certification.status.in_(("queued", "running")))) or 0
     except Exception:
         _collect_blobs(svc, keys)
         raise
     try:
         svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
-                             queue=svc.settings.queue)
+                             queue=svc.settings.queue, priority=min(backlog, PRIORITY_STEPS[-1]))
     except Exception as exc:  # broker down: undo the submission instead of leaving it stuck
         log.exception("could not enqueue certification %s", job_id)
         _delete(svc, job_id)
@@ -207,7 +213,13 @@ def cancel_or_delete(svc: Services, tenant_id: int, job_id: str) -> str:
             job.cancel_requested = True
             if job.status == "queued":
                 job.status, job.stage = "cancelled", "cancelled"
-            return "cancelled"
+            shards = job.shards_total
+        else:
+            shards = -1
+    if shards >= 0:
+        # Drop its messages still queued; a running shard stops at its next progress check.
+        revoke(svc.celery, job_id, shards)
+        return "cancelled"
     _delete(svc, job_id)
     return "deleted"
 

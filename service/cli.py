@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="start a worker alone")
     w.add_argument("--concurrency", type=int, default=1)
+    w.add_argument("--queues", default="cpu,gpu",
+                   help="which queues to consume: cpu (planning), gpu (attack and finish "
+                        "shards), or both (default cpu,gpu)")
     w.set_defaults(handler=admin.worker)
 
     m = sub.add_parser("migrate", help="bring the database schema up to date")

@@ -6,9 +6,17 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
-from service.db import Certification, Database, Dataset, StandardRecord, StoredModel
+from service.db import (
+    Certification,
+    CertificationPart,
+    Database,
+    Dataset,
+    StandardRecord,
+    StoredModel,
+)
 from service.db.models import utcnow
 from service.signing import Signer, load_or_create_signer
 from service.storage import BlobStore
@@ -19,22 +27,27 @@ log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "errored", "cancelled")
 
 
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; we store UTC
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def is_stale(beat: datetime | None, stale_seconds: float) -> bool:
     if beat is None:
         return True
-    if beat.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
-        beat = beat.replace(tzinfo=UTC)
-    return utcnow() - beat > timedelta(seconds=stale_seconds)
+    return utcnow() - _aware(beat) > timedelta(seconds=stale_seconds)
 
 
 class SqlJobStore:
     def __init__(self, db: Database, blobs: BlobStore, signer: Signer | None = None, *,
-                 heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0) -> None:
+                 heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0,
+                 shard_timeout_seconds: float = 3 * 3600.0) -> None:
         self.db = db
         self.blobs = blobs
         self._signer = signer
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
+        self.shard_timeout_seconds = shard_timeout_seconds
 
     @property
     def signer(self) -> Signer:
@@ -58,19 +71,28 @@ class SqlJobStore:
                 return None  # a duplicate delivery: a live worker has it
             job.attempts += 1
             job.heartbeat_at, job.worker = utcnow(), worker[:128]
+            job.status, job.stage = "running", "starting"
+            job.started_at = job.started_at or utcnow()
+        return self.spec(job_id)
+
+    def spec(self, job_id: str) -> JobSpec | None:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            if job is None or job.status != "running" or job.cancel_requested:
+                return None
             model = s.get(StoredModel, job.model_id)
             dataset = s.get(Dataset, job.dataset_id)
             standard = s.get(StandardRecord, job.standard_id)
-            job.status, job.stage, job.progress = "running", "starting", 0.0
-            job.started_at = job.started_at or utcnow()
             ood = s.get(Dataset, job.ood_dataset_id) if job.ood_dataset_id else None
+            started = _aware(job.started_at).timestamp() if job.started_at else 0.0
             spec_meta = (model.storage_key, dataset.storage_key, standard.document, job.seed,
                          job.input_low, job.input_high, ood.storage_key if ood else None)
         model_key, dataset_key, document, seed, low, high, ood_key = spec_meta
         return JobSpec(job_id=job_id, model_bytes=self.blobs.read(model_key),
                        dataset_bytes=self.blobs.read(dataset_key), standard_document=document,
                        seed=seed, input_low=low, input_high=high,
-                       ood_bytes=self.blobs.read(ood_key) if ood_key else None)
+                       ood_bytes=self.blobs.read(ood_key) if ood_key else None,
+                       started_at=started)
 
     def heartbeat(self, job_id: str) -> None:
         with self.db.session() as s:
@@ -85,6 +107,88 @@ class SqlJobStore:
                 job.progress = round(min(max(fraction, 0.0), 1.0), 4)
                 job.heartbeat_at = utcnow()
                 job.stage = stage[:64]
+
+    def advance_progress(self, job_id: str, fraction: float, stage: str) -> None:
+        fraction = round(min(max(fraction, 0.0), 1.0), 4)
+        with self.db.session() as s:
+            s.execute(update(Certification)
+                      .where(Certification.id == job_id, Certification.status == "running",
+                             Certification.progress < fraction)
+                      .values(progress=fraction, stage=stage[:64], heartbeat_at=utcnow()))
+
+    def plan(self, job_id: str, shards: int) -> None:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            if job is not None:
+                job.shards_total = shards
+
+    def start_part(self, job_id: str, part: str, worker: str) -> bool:
+        try:
+            with self.db.session() as s:
+                # Lock the job row: two deliveries of one part serialise here (PostgreSQL).
+                s.scalar(select(Certification.id).where(Certification.id == job_id)
+                         .with_for_update())
+                row = s.get(CertificationPart, (job_id, part))
+                if row is None:
+                    s.add(CertificationPart(job_id=job_id, part=part, state="running",
+                                            worker=worker[:128], heartbeat_at=utcnow()))
+                    s.flush()
+                elif row.state == "done" or not is_stale(row.heartbeat_at,
+                                                        self.stale_seconds):
+                    return False
+                else:  # its worker stopped beating: take it over
+                    row.worker, row.heartbeat_at = worker[:128], utcnow()
+                job = s.get(Certification, job_id)
+                if job is not None:
+                    job.worker, job.heartbeat_at = worker[:128], utcnow()
+                return True
+        except IntegrityError:  # SQLite: a concurrent delivery inserted it first
+            return False
+
+    def beat_part(self, job_id: str, part: str) -> None:
+        with self.db.session() as s:
+            row = s.get(CertificationPart, (job_id, part))
+            if row is not None and row.state == "running":
+                row.heartbeat_at = utcnow()
+            job = s.get(Certification, job_id)
+            if job is not None and job.status == "running":
+                job.heartbeat_at = utcnow()
+
+    def finish_part(self, job_id: str, part: str, payload: bytes) -> None:
+        with self.db.session() as s:
+            row = s.get(CertificationPart, (job_id, part))
+            if row is None:
+                s.add(CertificationPart(job_id=job_id, part=part, state="done", payload=payload,
+                                        worker="", heartbeat_at=utcnow()))
+            elif row.state != "done":
+                row.state, row.payload, row.heartbeat_at = "done", payload, utcnow()
+
+    def part(self, job_id: str, part: str) -> bytes | None:
+        with self.db.session() as s:
+            row = s.get(CertificationPart, (job_id, part))
+            return row.payload if row is not None and row.state == "done" else None
+
+    def parts(self, job_id: str, prefix: str) -> dict[str, bytes]:
+        with self.db.session() as s:
+            rows = s.scalars(select(CertificationPart).where(
+                CertificationPart.job_id == job_id, CertificationPart.state == "done",
+                CertificationPart.part.startswith(prefix, autoescape=True))).all()
+            return {r.part: r.payload for r in rows if r.payload is not None}
+
+    def live_parts(self, job_id: str) -> set[str]:
+        with self.db.session() as s:
+            rows = s.scalars(select(CertificationPart)
+                             .where(CertificationPart.job_id == job_id)).all()
+            return {r.part for r in rows
+                    if r.state == "done" or not is_stale(r.heartbeat_at, self.stale_seconds)}
+
+    def backlog(self, job_id: str) -> int:
+        with self.db.session() as s:
+            tenant = s.scalar(select(Certification.tenant_id)
+                              .where(Certification.id == job_id))
+            return int(s.scalar(select(func.count()).select_from(Certification).where(
+                Certification.tenant_id == tenant, Certification.id != job_id,
+                Certification.status.in_(("queued", "running")))) or 0)
 
     def is_cancelled(self, job_id: str) -> bool:
         with self.db.session() as s:

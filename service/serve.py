@@ -14,13 +14,23 @@ from service.db.migrate import upgrade
 log = logging.getLogger(__name__)
 
 
-def worker_command(settings: Settings, concurrency: int = 1, name: str = "worker") -> list[str]:
+def worker_command(settings: Settings, concurrency: int = 1, name: str = "worker",
+                   queues: tuple[str, ...] = ("cpu", "gpu")) -> list[str]:
     # One job at a time per process: a certification already saturates its device.
     pool = ["--pool=solo"] if concurrency == 1 else ["--pool=prefork",
                                                      f"--concurrency={concurrency}"]
     return [sys.executable, "-m", "celery", "-A", "service.worker_entry", "worker",
-            "--loglevel=INFO", "-Q", settings.queue, "-n", f"{name}-{os.getpid()}@%h",
+            "--loglevel=INFO", "-Q", ",".join(_queue_names(settings, queues)),
+            "-n", f"{name}-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle", *pool]
+
+
+def _queue_names(settings: Settings, queues: tuple[str, ...]) -> list[str]:
+    names = {"cpu": settings.queue, "gpu": settings.gpu_queue}
+    unknown = set(queues) - set(names)
+    if unknown or not queues:
+        raise ValueError(f"unknown worker queue(s) {sorted(unknown)}; use cpu and/or gpu")
+    return [names[q] for q in queues]
 
 
 def start_workers(settings: Settings, count: int) -> list[subprocess.Popen]:

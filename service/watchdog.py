@@ -1,10 +1,13 @@
-"""Nothing stays ``running`` forever: re-queue jobs whose worker stopped beating.
+"""Nothing stays ``running`` forever: re-queue jobs nothing works on any more.
 
-A worker beats every ``heartbeat_seconds`` while it runs a job. When the beat is older than
-``stale_seconds`` the worker is presumed dead (killed, OOM-killed, machine lost): the job goes
-back to the queue, up to ``max_attempts`` deliveries, then errors with the reason. Results
-are idempotent per job, so a late duplicate delivery finds the job taken or finished and does
-nothing.
+A running job is alive while its planning task beats the job (``heartbeat_at``) or one of its
+shards beats its part (``certification_parts.heartbeat_at``), every ``heartbeat_seconds``.
+When every beat is older than ``stale_seconds`` the worker is presumed dead (killed,
+OOM-killed, machine lost) unless the job's shards are still waiting in the broker (the queues
+hold messages): then the job waits its turn. Otherwise its plan goes back to the queue, which
+re-sends only the parts that are missing, up to ``max_attempts`` deliveries; then the job errors
+with the reason. A job running longer than ``job_timeout_seconds`` errors too, and its
+remaining messages are revoked.
 """
 
 from __future__ import annotations
@@ -13,21 +16,43 @@ import logging
 import threading
 from datetime import timedelta
 
+from celery import Celery
 from sqlalchemy import or_, select
 
-from service.db import Certification
+from service.db import Certification, CertificationPart
 from service.db.models import utcnow
 from service.services import Services
 from workers import CERTIFY_TASK
+from workers.tasks import task_ids
 
 log = logging.getLogger(__name__)
+
+
+def pending_messages(app: Celery) -> int:
+    """Messages waiting in the job queues (every priority level), as the broker counts them."""
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        return sum(channel.queue_declare(queue=q).message_count
+                   for q in app.conf.robustgate_queues)
+
+
+def revoke(app: Celery, job_id: str, shards: int) -> None:
+    """Tell the workers to drop the job's messages still in the queues (best effort: a
+    running shard stops on its own at its next cancellation check)."""
+    try:
+        app.control.revoke(task_ids(job_id, shards))
+    except Exception:  # the broker may be down; the cancel flag still stops the job
+        log.warning("could not revoke the tasks of %s", job_id, exc_info=True)
 
 
 def sweep(svc: Services) -> list[str]:
     """One pass; returns the ids re-queued."""
     settings = svc.settings
-    cutoff = utcnow() - timedelta(seconds=settings.stale_seconds)
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.stale_seconds)
     requeue: list[str] = []
+    timed_out: list[tuple[str, int]] = []
+    waiting: bool | None = None  # asked of the broker at most once per sweep
     with svc.db.session() as s:
         stale = s.scalars(
             select(Certification)
@@ -35,18 +60,67 @@ def sweep(svc: Services) -> list[str]:
                    or_(Certification.heartbeat_at < cutoff, Certification.heartbeat_at.is_(None)))
             .with_for_update(skip_locked=True)).all()
         for job in stale:
+            if _parts_alive(s, job.id, cutoff):
+                continue
+            if job.shards_total and waiting is None:
+                waiting = pending_messages(svc.celery) > 0
+            if job.shards_total and waiting:
+                continue  # its shards wait their turn in the broker
             lost = f"worker {job.worker or '?'} stopped beating"
             if job.attempts >= settings.max_attempts:
                 job.status, job.finished_at = "errored", utcnow()
                 job.error = f"{lost}; gave up after {job.attempts} attempts"
             else:
-                job.status, job.stage, job.progress = "queued", f"requeued: {lost}"[:64], 0.0
+                job.status, job.stage = "queued", f"requeued: {lost}"[:64]
                 requeue.append(job.id)
             log.warning("certification %s: %s (attempt %d)", job.id, lost, job.attempts)
+        deadline = now - timedelta(seconds=settings.job_timeout_seconds)
+        for job in s.scalars(select(Certification).where(
+                Certification.status == "running", Certification.started_at < deadline)
+                .with_for_update(skip_locked=True)).all():
+            job.status, job.finished_at = "errored", utcnow()
+            job.error = (f"the job ran past its time limit of {settings.job_timeout_seconds:g} s"
+                         f" (ROBUSTGATE_JOB_TIMEOUT_SECONDS)")
+            timed_out.append((job.id, job.shards_total))
+    for job_id, shards in timed_out:
+        revoke(svc.celery, job_id, shards)
     for job_id in requeue:
         svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
                              queue=settings.queue)
     return requeue
+
+
+def broker_identity(svc: Services) -> str:
+    """What identifies the running broker: Redis's run id changes when it restarts (and with
+    it, without persistence, every queued message is gone); the filesystem broker is a folder.
+    """
+    if svc.settings.embedded_broker:
+        return "filesystem"
+    with svc.celery.connection_for_read() as conn:
+        client = conn.default_channel.client
+        return str(client.info("server").get("run_id", ""))
+
+
+def republish_queued(svc: Services) -> list[str]:
+    """Send the plan message of every queued job again (after a broker restart lost them).
+
+    A job whose first message survived gets two: the second finds it running (or done) and
+    does nothing (SqlJobStore.claim).
+    """
+    with svc.db.session() as s:
+        ids = list(s.scalars(select(Certification.id).where(Certification.status == "queued")))
+    for job_id in ids:
+        svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
+                             queue=svc.settings.queue)
+    if ids:
+        log.warning("re-published %d queued job(s) after a broker restart", len(ids))
+    return ids
+
+
+def _parts_alive(s, job_id: str, cutoff) -> bool:
+    return s.scalar(select(CertificationPart.part).where(
+        CertificationPart.job_id == job_id, CertificationPart.state == "running",
+        CertificationPart.heartbeat_at >= cutoff).limit(1)) is not None
 
 
 class Watchdog:
@@ -57,6 +131,8 @@ class Watchdog:
         self.interval = max(0.5, svc.settings.stale_seconds / 4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="watchdog")
+        self._broker: str | None = None  # the broker's identity when last reached
+        self._republish = False          # queued jobs may have lost their message
 
     def start(self) -> None:
         self._thread.start()
@@ -65,9 +141,23 @@ class Watchdog:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def run_once(self) -> None:
+        broker = broker_identity(self.svc)
+        if self._broker is not None and broker != self._broker:
+            log.warning("the broker restarted (%s -> %s)", self._broker, broker)
+            self._republish = True
+        self._broker = broker
+        if self._republish:
+            republish_queued(self.svc)
+            self._republish = False
+        sweep(self.svc)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                sweep(self.svc)
+                self.run_once()
             except Exception:  # the database or broker may be restarting: try next round
-                log.warning("watchdog sweep failed", exc_info=True)
+                # A publish may have failed half-way (a re-queued job left without a
+                # message): publish all queued jobs again once the broker answers.
+                self._republish = True
+                log.warning("watchdog round failed", exc_info=True)

@@ -16,7 +16,8 @@ from workers import make_celery
 from workers.tasks import register_tasks
 
 settings = load_settings()
-celery_app = make_celery(settings.broker_url, settings.queue, settings.broker_dir)
+celery_app = make_celery(settings.broker_url, settings.queue, settings.broker_dir,
+                         settings.gpu_queue)
 _stores: dict[int, SqlJobStore] = {}
 
 
@@ -26,7 +27,8 @@ def _store() -> SqlJobStore:
         _stores[pid] = SqlJobStore(Database(settings.database_url),
                                    BlobStore(settings.storage_dir),
                                    heartbeat_seconds=settings.heartbeat_seconds,
-                                   stale_seconds=settings.stale_seconds)
+                                   stale_seconds=settings.stale_seconds,
+                                   shard_timeout_seconds=settings.shard_timeout_seconds)
     return _stores[pid]
 
 

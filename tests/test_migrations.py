@@ -11,7 +11,8 @@ from service.db import Base
 from service.db.engine import normalise_url
 from service.db.migrate import downgrade, upgrade
 
-TABLES = {"tenants", "api_tokens", "models", "datasets", "standards", "certifications"}
+TABLES = {"tenants", "api_tokens", "models", "datasets", "standards", "certifications",
+          "certification_parts"}
 
 
 def _tables(url: str) -> set[str]:

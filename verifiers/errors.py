@@ -40,3 +40,7 @@ class SoundnessError(VerifierError):
 
 class Cancelled(VerifierError):
     """The run was cancelled by its owner."""
+
+
+class ShardTimeout(VerifierError):
+    """One shard of a job ran past its time limit."""

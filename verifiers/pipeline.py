@@ -1,11 +1,17 @@
-"""One certification, in process: intake, the battery of checks, the verdict.
+"""One certification: intake, the battery of checks, the verdict.
 
-The worker and ``robustgate certify`` both call :func:`certify`; the service only stores what
-it returns.
+Three steps, so a job can be sharded across workers (workers.tasks) and still give the figures
+an in-process run gives (``robustgate certify`` runs the same steps in one process):
+
+1. :func:`prepare`: intake, the clean and fidelity checks; :func:`save_prepared` keeps what the
+   later steps need (:func:`restore` rebuilds the context from it in another process);
+2. ``verifiers.checks.adversarial.attack_chunk`` per planned chunk (verifiers.plan);
+3. :func:`finish`: the adversarial summary over all chunks, the remaining checks, the verdict.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -14,11 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from verifiers.checks import BATTERY, RunContext
+from verifiers.checks import AFTER_ATTACKS, BATTERY, PREPARE, RunContext, adversarial, fidelity
+from verifiers.checks.attack_evidence import ChunkEvidence
 from verifiers.data import EvalSet, check_against_model, resolve_domain
 from verifiers.errors import Cancelled
 from verifiers.model import load_model
 from verifiers.ood import user_suite
+from verifiers.plan import attack_chunks
 from verifiers.scorecard import (
     SCHEMA_VERSION,
     CheckResult,
@@ -34,6 +42,11 @@ log = logging.getLogger(__name__)
 # progress(fraction in [0, 1], stage name); raise Cancelled from it to stop the run.
 Progress = Callable[[float, str], None]
 
+# Where each step's progress lands in [0, 1].
+PREPARE_SPAN = (0.0, 0.1)
+ATTACK_SPAN = (0.1, 0.6)
+FINISH_SPAN = (0.6, 0.98)
+
 
 def _no_progress(_fraction: float, _stage: str) -> None:
     return None
@@ -43,32 +56,108 @@ def certify(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: 
             input_range: tuple[float | None, float | None] = (None, None),
             progress: Progress = _no_progress, device: str | None = None,
             batch_size: int = 256, ood_x: np.ndarray | None = None) -> dict[str, Any]:
-    """Run the battery and return the scorecard (a JSON-ready dict).
+    """Run the battery in this process and return the scorecard (a JSON-ready dict).
 
     ``ood_x``: optional out-of-distribution inputs of the user's, an extra OOD suite.
     """
     started = time.time()
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    progress(0.0, "intake")
+    ctx = prepare(model_bytes, eval_set, standard, seed=seed, input_range=input_range,
+                  progress=progress, device=device, batch_size=batch_size, ood_x=ood_x)
+    spans = attack_chunks(len(eval_set))
+    lo_p, hi_p = ATTACK_SPAN
+    chunks = []
+    for k, (lo, hi) in enumerate(spans):
+        base = lo_p + (hi_p - lo_p) * k / len(spans)
+        ctx.progress = lambda f, base=base: progress(
+            base + (hi_p - lo_p) * f / len(spans), adversarial.NAME)
+        chunks.append(adversarial.attack_chunk(ctx, lo, hi))
+    return finish(ctx, chunks, started=started, progress=progress)
+
+
+def _device(device: str | None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _context(model_bytes: bytes, eval_set: EvalSet, standard: Standard, seed: int,
+             input_range: tuple[float | None, float | None], device: str | None,
+             batch_size: int, ood_x: np.ndarray | None) -> RunContext:
     model = load_model(model_bytes)
     check_against_model(eval_set, model.info.input_shape, model.num_classes)
     domain = resolve_domain(eval_set, *input_range)
     if ood_x is not None:
         user_suite(ood_x, eval_set.x.shape[1:], domain)  # refuse a bad set before any work
-    ctx = RunContext(model=model, eval_set=eval_set, standard=standard, domain=domain,
-                     device=dev, seed=seed, batch_size=batch_size, ood_x=ood_x)
-    span = 0.95 / len(BATTERY)
-    for i, check in enumerate(BATTERY):
-        base = 0.02 + i * span
+    return RunContext(model=model, eval_set=eval_set, standard=standard, domain=domain,
+                      device=_device(device), seed=seed, batch_size=batch_size, ood_x=ood_x)
+
+
+def prepare(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: int = 0,
+            input_range: tuple[float | None, float | None] = (None, None),
+            progress: Progress = _no_progress, device: str | None = None,
+            batch_size: int = 256, ood_x: np.ndarray | None = None) -> RunContext:
+    """Intake, then the clean and fidelity checks: a context ready for the attacks."""
+    progress(0.0, "intake")
+    ctx = _context(model_bytes, eval_set, standard, seed, input_range, device, batch_size,
+                   ood_x)
+    _run_checks(ctx, PREPARE, PREPARE_SPAN, progress)
+    return ctx
+
+
+def save_prepared(ctx: RunContext) -> bytes:
+    """What :func:`restore` needs from :func:`prepare`, as JSON bytes."""
+    assert ctx.correct is not None
+    return json.dumps({
+        "checks": {name: ctx.results[name].as_dict() for name in (c.NAME for c in PREPARE)},
+        "correct": np.flatnonzero(ctx.correct).tolist(),
+        "white_box_reason": ctx.white_box_reason,
+    }).encode()
+
+
+def restore(prepared: bytes, model_bytes: bytes, eval_set: EvalSet, standard: Standard, *,
+            seed: int = 0, input_range: tuple[float | None, float | None] = (None, None),
+            device: str | None = None, batch_size: int = 256,
+            ood_x: np.ndarray | None = None) -> RunContext:
+    """The context :func:`prepare` returned, rebuilt in another process without re-running
+    the clean and fidelity checks (intake runs again: the model bytes are still untrusted)."""
+    saved = json.loads(prepared)
+    ctx = _context(model_bytes, eval_set, standard, seed, input_range, device, batch_size,
+                   ood_x)
+    for name, result in saved["checks"].items():
+        ctx.results[name] = CheckResult(name, **result)
+    ctx.correct = np.zeros(len(eval_set), dtype=bool)
+    ctx.correct[np.asarray(saved["correct"], dtype=np.int64)] = True
+    fidelity.restore_module(ctx, saved["white_box_reason"])
+    return ctx
+
+
+def finish(ctx: RunContext, chunks: list[ChunkEvidence], *, started: float,
+           progress: Progress = _no_progress) -> dict[str, Any]:
+    """The adversarial summary over every chunk, the remaining checks, the scorecard."""
+    lo_p, hi_p = FINISH_SPAN
+    progress(lo_p, adversarial.NAME)
+    ctx.results[adversarial.NAME] = adversarial.summarise(ctx, chunks)
+    _run_checks(ctx, AFTER_ATTACKS, (lo_p + 0.02, hi_p), progress)
+    progress(0.98, "verdict")
+    card = _scorecard(ctx, started)
+    progress(1.0, "done")
+    return card
+
+
+def _run_checks(ctx: RunContext, checks: tuple[Any, ...], span: tuple[float, float],
+                progress: Progress) -> None:
+    width = (span[1] - span[0]) / len(checks)
+    for i, check in enumerate(checks):
+        base = span[0] + i * width
         progress(base, check.NAME)
-        ctx.progress = lambda f, base=base, name=check.NAME: progress(base + span * f, name)
+        ctx.progress = lambda f, base=base, name=check.NAME: progress(base + width * f, name)
         log.info("running check %s", check.NAME)
         ctx.results[check.NAME] = check.run(ctx)
 
-    progress(0.98, "verdict")
-    checks = ctx.results
+
+def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
+    standard, model, eval_set, domain = ctx.standard, ctx.model, ctx.eval_set, ctx.domain
+    checks = {c: ctx.results[c] for c in (m.NAME for m in BATTERY) if c in ctx.results}
     results, verdict, reasons = evaluate(standard, checks)
-    card = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "robustgate", "version": tool_version(),
                  "git_revision": git_revision()},
@@ -77,8 +166,8 @@ def certify(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: 
                     "sample_shape": list(eval_set.x.shape[1:]),
                     "input_range": [domain.low, domain.high]},
         "standard": standard.summary(),
-        "seed": seed,
-        "hardware": hardware() | {"device": str(dev)},
+        "seed": ctx.seed,
+        "hardware": hardware() | {"device": str(ctx.device)},
         "checks": {name: c.as_dict() for name, c in checks.items()},
         "metrics": flat_metrics(checks),
         "criteria": [r.as_dict() for r in results],
@@ -88,8 +177,6 @@ def certify(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: 
         "timings": {"total_seconds": round(time.time() - started, 4)}
         | {name: round(c.seconds, 4) for name, c in checks.items()},
     }
-    progress(1.0, "done")
-    return card
 
 
 def _robustbench_fields(checks: dict[str, CheckResult], standard: Standard) -> dict[str, Any]:

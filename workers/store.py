@@ -16,21 +16,52 @@ class JobSpec:
     input_low: float | None
     input_high: float | None
     ood_bytes: bytes | None = None  # the user's OOD set (npz with x), if one was uploaded
+    started_at: float = 0.0         # epoch seconds the job first started (for total time)
 
 
 class JobStore(Protocol):
-    heartbeat_seconds: float  # how often a worker running a job calls heartbeat()
+    heartbeat_seconds: float      # how often a worker running a job or shard beats
+    shard_timeout_seconds: float  # a shard running longer errors the job
 
     def claim(self, job_id: str, worker: str = "") -> JobSpec | None:
         """Mark the job running and return it, or None if it must not run (gone, cancelled,
         already finished, or running on a worker that still beats): a redelivered task then
         does nothing."""
 
+    def spec(self, job_id: str) -> JobSpec | None:
+        """A running, uncancelled job's inputs (for its shards), else None."""
+
     def heartbeat(self, job_id: str) -> None: ...
 
     def report_progress(self, job_id: str, fraction: float, stage: str) -> None: ...
 
+    def advance_progress(self, job_id: str, fraction: float, stage: str) -> None:
+        """Like report_progress, but never moves progress backwards (shards run at once)."""
+
     def is_cancelled(self, job_id: str) -> bool: ...
+
+    # Parts: one row per (job, part); see service.db.models.CertificationPart.
+    def plan(self, job_id: str, shards: int) -> None: ...
+
+    def start_part(self, job_id: str, part: str, worker: str) -> bool:
+        """Take ``part``: False if it is done, or running on a worker that still beats."""
+
+    def beat_part(self, job_id: str, part: str) -> None: ...
+
+    def finish_part(self, job_id: str, part: str, payload: bytes) -> None:
+        """Store a part's result; a part already done keeps its first result."""
+
+    def part(self, job_id: str, part: str) -> bytes | None:
+        """A done part's result, else None."""
+
+    def parts(self, job_id: str, prefix: str) -> dict[str, bytes]:
+        """Every done part whose name starts with ``prefix``."""
+
+    def live_parts(self, job_id: str) -> set[str]:
+        """Parts done, or running on a worker that still beats."""
+
+    def backlog(self, job_id: str) -> int:
+        """How many other jobs of this job's tenant are queued or running (fairness)."""
 
     def succeed(self, job_id: str, scorecard: dict[str, Any]) -> None: ...
 

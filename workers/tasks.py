@@ -1,83 +1,265 @@
-"""The certification task: claim the job, run the battery, store the scorecard."""
+"""A certification as Celery tasks: plan, then a group of shards, then finish.
+
+- ``robustgate.certify`` (cpu queue): claim the job, run :func:`verifiers.pipeline.prepare`
+  once (intake, clean, fidelity; stored as the "prepare" part), plan the attack chunks
+  (verifiers.plan) and send every shard not already done or running as one Celery group.
+- ``robustgate.attack_shard`` (gpu queue): one chunk's attacks, stored as "attack-<k>". The
+  shard that completes the set sends the finish task. There is no chord: a chord needs a
+  result backend, and the results already live in the database, keyed by (job, part), where
+  a redelivered shard finds its part done and writes nothing.
+- ``robustgate.finish`` (gpu queue): merge the chunks, run the remaining checks, sign and store
+  the scorecard.
+
+Every task beats while it runs; the service's watchdog re-queues the plan of a job nothing
+beats for any more, which re-sends only the parts that are missing. Fairness: a job's shards
+carry a priority from how many other jobs its tenant has in flight (0 first; Redis honours
+it, the embedded filesystem broker does not).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from celery import Celery
+from celery import Celery, group
 
-from verifiers import Cancelled, VerifierError, certify, parse_standard
-from verifiers.data import load_eval_set
+from verifiers import Cancelled, VerifierError, parse_standard
+from verifiers.checks import adversarial
+from verifiers.checks.attack_evidence import ChunkEvidence
+from verifiers.data import EvalSet, load_eval_set
+from verifiers.errors import ShardTimeout
 from verifiers.ood import load_ood_x
-from verifiers.pipeline import cancel_aware
-from workers.app import CERTIFY_TASK
+from verifiers.pipeline import (
+    ATTACK_SPAN,
+    FINISH_SPAN,
+    cancel_aware,
+    finish,
+    prepare,
+    restore,
+    save_prepared,
+)
+from verifiers.plan import attack_chunks
+from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, PRIORITY_STEPS
 from workers.store import JobSpec, JobStore
 
 log = logging.getLogger(__name__)
 
+PREPARE_PART = "prepare"
+FINISH_PART = "finish"
 # Progress is written at most this often: a fast loop must not hammer the database.
 _PROGRESS_INTERVAL_S = 0.5
 
 
-def run_job(store: JobStore, job_id: str) -> None:
-    spec = store.claim(job_id, worker=f"{socket.gethostname()}:{os.getpid()}")
+def attack_part(k: int) -> str:
+    return f"attack-{k}"
+
+
+def task_ids(job_id: str, shards: int) -> list[str]:
+    """Every Celery task id a job's messages carry (what cancel revokes)."""
+    return [job_id, *(f"{job_id}:{attack_part(k)}" for k in range(shards)),
+            f"{job_id}:{FINISH_PART}"]
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+Dispatch = Callable[[str, list[tuple[str, tuple]], int], None]
+
+
+def celery_dispatch(app: Celery) -> Dispatch:
+    """Send (task name, args) messages as one group, with a priority."""
+
+    def send(job_id: str, calls: list[tuple[str, tuple]], priority: int) -> None:
+        sigs = [app.signature(name, args=args, priority=priority,
+                              task_id=f"{job_id}:{args[1]}" if len(args) > 1 else
+                              f"{job_id}:{FINISH_PART}")
+                for name, args in calls]
+        group(sigs).apply_async()
+
+    return send
+
+
+# --- plan -------------------------------------------------------------------------------
+
+def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
+    spec = store.claim(job_id, worker=_me())
     if spec is None:
         log.info("job %s is not runnable (finished, cancelled, gone or running elsewhere); "
                  "skipping", job_id)
         return
-    stop = threading.Event()
-    beat = threading.Thread(target=_beat, args=(store, job_id, stop), daemon=True,
-                            name=f"heartbeat-{job_id}")
-    beat.start()
-    try:
-        _run_claimed(store, job_id, spec)
-    finally:
-        stop.set()
-        beat.join(timeout=5)
+    with _beating(store.heartbeat, job_id, store.heartbeat_seconds), _ending_job(store, job_id):
+        standard, eval_set, ood_x = _inputs(spec)
+        if store.part(job_id, PREPARE_PART) is None:
+            ctx = prepare(spec.model_bytes, eval_set, standard, seed=spec.seed,
+                          input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
+                          progress=_reporter(store, job_id, advance=False))
+            store.finish_part(job_id, PREPARE_PART, save_prepared(ctx))
+        shards = len(attack_chunks(len(eval_set)))
+        store.plan(job_id, shards)
+        send_missing(store, dispatch, job_id, shards)
 
 
-def _beat(store: JobStore, job_id: str, stop: threading.Event) -> None:
-    """Prove liveness while a long step (one big batch) reports no progress."""
-    while not stop.wait(store.heartbeat_seconds):
-        try:
-            store.heartbeat(job_id)
-        except Exception:  # a missed beat is retried; it must never kill the job
-            log.warning("heartbeat for %s failed", job_id, exc_info=True)
+def send_missing(store: JobStore, dispatch: Dispatch, job_id: str, shards: int) -> None:
+    """Send every attack shard not done or running; or finish, once all are done."""
+    live = store.live_parts(job_id)
+    done = set(store.parts(job_id, "attack-"))
+    priority = min(store.backlog(job_id), PRIORITY_STEPS[-1])
+    if len(done) == shards:
+        if FINISH_PART not in live:
+            dispatch(job_id, [(FINISH_TASK, (job_id,))], priority)
+        return
+    missing = [k for k in range(shards) if attack_part(k) not in live]
+    if missing:
+        log.info("job %s: sending attack shards %s (priority %d)", job_id, missing, priority)
+        dispatch(job_id, [(ATTACK_SHARD_TASK, (job_id, attack_part(k))) for k in missing],
+                 priority)
+    store.advance_progress(job_id, ATTACK_SPAN[0], f"attacks {len(done)}/{shards} shards")
 
 
-def _run_claimed(store: JobStore, job_id: str, spec: JobSpec) -> None:
+# --- shards -----------------------------------------------------------------------------
+
+def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str) -> None:
+    spec = store.spec(job_id)
+    if spec is None or not store.start_part(job_id, part, _me()):
+        log.info("job %s part %s: nothing to do (done, running elsewhere, or job ended)",
+                 job_id, part)
+        return
+    k = int(part.rsplit("-", 1)[1])
+    beat = store.heartbeat_seconds
+    with (_beating(lambda j: store.beat_part(j, part), job_id, beat),
+          _ending_job(store, job_id)):
+        standard, eval_set, ood_x = _inputs(spec)
+        ctx = _restore(store, spec, standard, eval_set, ood_x)
+        spans = attack_chunks(len(eval_set))
+        lo, hi = spans[k]
+        lo_p, hi_p = ATTACK_SPAN
+        report = _reporter(store, job_id, advance=True)
+        done_before = len(store.parts(job_id, "attack-"))
+        deadline = time.monotonic() + store.shard_timeout_seconds
+
+        def progress(f: float) -> None:
+            if time.monotonic() > deadline:
+                raise ShardTimeout(f"attack shard {k} (samples {lo}-{hi}) ran past the shard "
+                                   f"time limit of {store.shard_timeout_seconds:g} s")
+            report(lo_p + (hi_p - lo_p) * (done_before + f) / len(spans),
+                   f"attacks {done_before}/{len(spans)} shards")
+
+        ctx.progress = progress
+        evidence = adversarial.attack_chunk(ctx, lo, hi)
+        store.finish_part(job_id, part, evidence.to_bytes())
+        done = len(store.parts(job_id, "attack-"))
+        store.advance_progress(job_id, lo_p + (hi_p - lo_p) * done / len(spans),
+                               f"attacks {done}/{len(spans)} shards")
+        if done == len(spans):
+            send_missing(store, dispatch, job_id, len(spans))
+
+
+def run_finish(store: JobStore, job_id: str) -> None:
+    spec = store.spec(job_id)
+    if spec is None or not store.start_part(job_id, FINISH_PART, _me()):
+        return
+    beat = store.heartbeat_seconds
+    with (_beating(lambda j: store.beat_part(j, FINISH_PART), job_id, beat),
+          _ending_job(store, job_id)):
+        standard, eval_set, ood_x = _inputs(spec)
+        ctx = _restore(store, spec, standard, eval_set, ood_x)
+        chunks = [ChunkEvidence.from_bytes(raw)
+                  for raw in store.parts(job_id, "attack-").values()]
+        card = finish(ctx, chunks, started=spec.started_at or time.time(),
+                      progress=_reporter(store, job_id, advance=True, floor=FINISH_SPAN[0]))
+        store.finish_part(job_id, FINISH_PART, b"")
+        store.succeed(job_id, card)
+
+
+def run_job(store: JobStore, job_id: str) -> None:
+    """The whole job in this process, its messages run in order as they are sent (for tests
+    and debugging; the service sends them through Celery)."""
+    pending: list[tuple[str, tuple]] = []
+
+    def dispatch(_job: str, calls: list[tuple[str, tuple]], _priority: int) -> None:
+        pending.extend(calls)
+
+    plan_job(store, dispatch, job_id)
+    while pending:
+        name, args = pending.pop(0)
+        if name == ATTACK_SHARD_TASK:
+            run_attack_shard(store, dispatch, *args)
+        elif name == FINISH_TASK:
+            run_finish(store, *args)
+
+
+# --- shared -----------------------------------------------------------------------------
+
+def _inputs(spec: JobSpec) -> tuple:
+    standard = parse_standard(spec.standard_document)
+    eval_set: EvalSet = load_eval_set(spec.dataset_bytes)
+    ood_x = load_ood_x(spec.ood_bytes) if spec.ood_bytes is not None else None
+    return standard, eval_set, ood_x
+
+
+def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x):
+    prepared = store.part(spec.job_id, PREPARE_PART)
+    if prepared is None:
+        raise VerifierError("the job's prepare step left no result")
+    return restore(prepared, spec.model_bytes, eval_set, standard, seed=spec.seed,
+                   input_range=(spec.input_low, spec.input_high), ood_x=ood_x)
+
+
+def _reporter(store: JobStore, job_id: str, *, advance: bool,
+              floor: float = 0.0) -> Callable[[float, str], None]:
+    """A throttled, cancel-aware progress callback for the pipeline."""
     last = [0.0]
 
     def report(fraction: float, stage: str) -> None:
         now = time.monotonic()
         if now - last[0] >= _PROGRESS_INTERVAL_S or fraction >= 1.0:
             last[0] = now
-            store.report_progress(job_id, fraction, stage)
+            write = store.advance_progress if advance else store.report_progress
+            write(job_id, max(fraction, floor), stage)
 
-    cancelled = _throttled(lambda: store.is_cancelled(job_id))
+    return cancel_aware(report, _throttled(lambda: store.is_cancelled(job_id)))
+
+
+@contextlib.contextmanager
+def _ending_job(store: JobStore, job_id: str) -> Iterator[None]:
+    """Cancellation and failures end the whole job with a reason; nothing is re-raised, so
+    Celery acknowledges the message (a redelivery would only fail the same way)."""
     try:
-        standard = parse_standard(spec.standard_document)
-        eval_set = load_eval_set(spec.dataset_bytes)
-        ood_x = load_ood_x(spec.ood_bytes) if spec.ood_bytes is not None else None
-        card = certify(spec.model_bytes, eval_set, standard, seed=spec.seed,
-                       input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                       progress=cancel_aware(report, cancelled))
+        yield
     except Cancelled:
         store.mark_cancelled(job_id)
-        return
-    except VerifierError as exc:
+    except VerifierError as exc:  # ShardTimeout included
         store.fail(job_id, str(exc))
-        return
     except Exception as exc:  # a bug must still end the job with a reason, not hang it
         log.exception("certification %s crashed", job_id)
         store.fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
-        return
-    store.succeed(job_id, card)
+
+
+@contextlib.contextmanager
+def _beating(beat: Callable[[str], None], job_id: str, every: float) -> Iterator[None]:
+    """Prove liveness from a thread while a long step (one big batch) reports nothing."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                beat(job_id)
+            except Exception:  # a missed beat is retried; it must never kill the job
+                log.warning("heartbeat for %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=loop, daemon=True, name=f"heartbeat-{job_id}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _throttled(flag: Callable[[], bool], interval: float = 1.0) -> Callable[[], bool]:
@@ -94,6 +276,16 @@ def _throttled(flag: Callable[[], bool], interval: float = 1.0) -> Callable[[], 
 
 
 def register_tasks(app: Celery, store_factory: Callable[[], JobStore]) -> None:
-    @app.task(name=CERTIFY_TASK, bind=True)
-    def certify_task(self, job_id: str) -> None:  # noqa: ARG001 - bound for retries later
-        run_job(store_factory(), job_id)
+    dispatch = celery_dispatch(app)
+
+    @app.task(name=CERTIFY_TASK)
+    def certify_task(job_id: str) -> None:
+        plan_job(store_factory(), dispatch, job_id)
+
+    @app.task(name=ATTACK_SHARD_TASK)
+    def attack_shard_task(job_id: str, part: str) -> None:
+        run_attack_shard(store_factory(), dispatch, job_id, part)
+
+    @app.task(name=FINISH_TASK)
+    def finish_task(job_id: str) -> None:
+        run_finish(store_factory(), job_id)

@@ -19,7 +19,11 @@ def serve(args: argparse.Namespace) -> int:
 def worker(args: argparse.Namespace) -> int:
     from service.serve import worker_command
 
-    cmd = worker_command(load_settings(), concurrency=args.concurrency)
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    try:
+        cmd = worker_command(load_settings(), concurrency=args.concurrency, queues=queues)
+    except ValueError as exc:
+        return fail(str(exc))
     os.execv(cmd[0], cmd)
     return 0  # not reached
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -130,6 +131,8 @@ class Certification(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                           nullable=True)
     worker: Mapped[str] = mapped_column(String(128), default="")
+    # Sharding (workers.tasks): how many attack shards the plan made (0: not planned yet).
+    shards_total: Mapped[int] = mapped_column(Integer, default=0)
     verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
     scorecard: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The signature envelope (verifiers.certificate.envelope); the scorecard is the payload.
@@ -140,3 +143,24 @@ class Certification(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
+
+
+class CertificationPart(Base):
+    """One step of a sharded job, keyed by (job, part): "prepare", "attack-<k>", "finish".
+
+    ``state`` is running (a worker beats ``heartbeat_at``) or done (``payload`` holds the
+    result). A redelivered shard finds its part done and writes nothing: the first result
+    stays.
+    """
+
+    __tablename__ = "certification_parts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("certifications.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    part: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -17,5 +17,9 @@ from verifiers.checks.context import RunContext
 # certified cross-checks every certified sample against the attacks' per-sample results.
 BATTERY: tuple[ModuleType, ...] = (clean, fidelity, adversarial, sanity, certified, ood,
                                     calibration)
+# A sharded run: PREPARE once, the adversarial check's attacks per sample chunk (the heavy
+# shards), then its summary and the checks AFTER it on the whole set.
+PREPARE: tuple[ModuleType, ...] = BATTERY[:2]
+AFTER_ATTACKS: tuple[ModuleType, ...] = BATTERY[3:]
 
-__all__ = ["BATTERY", "RunContext"]
+__all__ = ["AFTER_ATTACKS", "BATTERY", "PREPARE", "RunContext"]

@@ -25,7 +25,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,9 @@ from verifiers.attacks.corruptions import corruption_sweep
 from verifiers.attacks.recheck import recheck
 from verifiers.attacks.rowrandom import RowRandom
 from verifiers.attacks.spatial import spatial_attack
+from verifiers.checks.attack_evidence import ChunkEvidence, RadiusEvidence, merge
 from verifiers.checks.context import RunContext
+from verifiers.plan import SHARD_SAMPLES, attack_chunks
 from verifiers.scorecard import CheckResult
 from verifiers.standards import ThreatModel
 
@@ -50,39 +51,73 @@ AA = "autoattack-standard"
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Tally:
-    forward: dict[str, int] = field(default_factory=dict)
-    backward: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    rejected: int = 0
-
-    def add(self, attack: str, fwd: int, bwd: int, seconds: float) -> None:
-        self.forward[attack] = self.forward.get(attack, 0) + fwd
-        self.backward[attack] = self.backward.get(attack, 0) + bwd
-        self.seconds[attack] = self.seconds.get(attack, 0.0) + seconds
-
-
 def run(ctx: RunContext) -> CheckResult:
-    t0 = time.perf_counter()
+    """The battery over the planned chunks in this process, then the summary."""
     assert ctx.correct is not None, "the clean check runs first"
+    spans = attack_chunks(len(ctx.eval_set))
+    chunks = []
+    progress = ctx.progress
+    for k, (lo, hi) in enumerate(spans):
+        ctx.progress = lambda f, k=k: progress((k + f) / len(spans))
+        chunks.append(attack_chunk(ctx, lo, hi))
+    ctx.progress = progress
+    return summarise(ctx, chunks)
+
+
+def attack_surface(ctx: RunContext) -> tuple[masking.AttackSurface, Target]:
     std = ctx.standard
     probe = torch.from_numpy(ctx.eval_set.x[:64]).to(ctx.device)
     surf = masking.surface(ctx.model.proto, ctx.model.info.output_name, ctx.module,
                            ctx.white_box_reason, probe, std.budget.eot)
     target = Target(surf.module, ctx.model.runner, ctx.model.info.output_kind, ctx.device,
                     surf.eot, reference=ctx.model.original)
-    metrics: dict[str, Any] = {}
-    tally = _Tally()
-    curves: dict[str, list[dict[str, Any]]] = {}
-    steps = sum(len(tm.eps) for tm in std.threats)
+    return surf, target
+
+
+def attack_chunk(ctx: RunContext, lo: int, hi: int) -> ChunkEvidence:
+    """Every Lp threat model's attacks on samples [lo, hi) (one shard of a job)."""
+    assert ctx.correct is not None, "the clean check runs first"
+    surf, target = attack_surface(ctx)
+    evidence = ChunkEvidence(lo, hi)
+    steps = sum(len(tm.eps) for tm in ctx.standard.threats)
     done = 0
     with _model_randomness(ctx, surf.eot > 1):
-        for i, tm in enumerate(std.threats):
-            curves[tm.norm] = _threat_curve(ctx, target, tm, i == 0, metrics, tally,
-                                            lambda f, d=done: ctx.progress((d + f) / steps))
+        for i, tm in enumerate(ctx.standard.threats):
+            _threat_curve(ctx, target, tm, i == 0, evidence,
+                          lambda f, d=done: ctx.progress((d + f) / steps))
             done += len(tm.eps)
+    return evidence
+
+
+def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
+    """Merge the chunks' evidence, run the whole-set sweeps, and compute the metrics."""
+    t0 = time.perf_counter()
+    assert ctx.correct is not None, "the clean check runs first"
+    std, data = ctx.standard, ctx.eval_set
+    surf, _ = attack_surface(ctx)
+    merged, tally = merge(chunks, len(data), tuple(data.x.shape[1:]))
+    metrics: dict[str, Any] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for i, tm in enumerate(std.threats):
+        primary = i == 0
+        prefix = "" if primary else f"{tm.norm}."
+        curve = curves[tm.norm] = []
+        for eps in sorted(tm.eps, key=lambda e: e.value):
+            r = merged.get(prefix + eps.label)
+            if r is None:  # no attack could run for this threat model
+                continue
+            acc = float(r.robust.mean())
+            metrics[tm.key(f"robust_accuracy@{eps.label}", primary)] = acc
+            if r.aa_robust is not None:
+                metrics[tm.key(f"autoattack.robust_accuracy@{eps.label}", primary)] = float(
+                    r.aa_robust.mean())
+            for attack, n in r.successes.items():
+                metrics[tm.key(f"successes.{attack}@{eps.label}", primary)] = n
+            curve.append({"eps": eps.value, "eps_label": eps.label, "robust_accuracy": acc,
+                          "n_robust": int(r.robust.sum()), "successes": r.successes})
+            ctx.per_sample[f"{prefix}attacked_robust@{eps.label}"] = r.robust.copy()
+            ctx.per_sample[f"{prefix}broken_by@{eps.label}"] = r.broken_by.copy()
+            ctx.per_sample[f"{prefix}adversarial_examples@{eps.label}"] = r.examples
     _non_lp(ctx, metrics, tally)
     lp = [a for a in std.attacks if a in LP_ATTACKS or a == AA]
     fwd = sum(v for a, v in tally.forward.items() if a in lp)
@@ -100,6 +135,7 @@ def run(ctx: RunContext) -> CheckResult:
         "threat_models": [{"norm": tm.norm, "eps": [e.label for e in tm.eps]}
                           for tm in std.threats],
         "curves": curves, "skipped": tally.skipped,
+        "shards": {"samples_per_shard": SHARD_SAMPLES, "count": len(chunks)},
         "white_box": surf.module is not None,
         "masking": {"ops": [f.label() for f in surf.findings], "bpda": surf.adapted,
                     "unhandled": surf.unhandled, "eot_samples": surf.eot},
@@ -111,8 +147,9 @@ def run(ctx: RunContext) -> CheckResult:
         "upper_bounds": [] if any(f.remedy == "eot" for f in surf.findings)
         else ["robust_accuracy@*", "*.robust_accuracy@*"],
     }
+    seconds = sum(tally.seconds.values()) + time.perf_counter() - t0
     return CheckResult(NAME, status=status, reason=reason, metrics=metrics, details=details,
-                       seconds=time.perf_counter() - t0)
+                       seconds=seconds)
 
 
 @contextlib.contextmanager
@@ -129,93 +166,86 @@ def _model_randomness(ctx: RunContext, random_graph: bool) -> Iterator[None]:
 
 
 def _threat_curve(ctx: RunContext, target: Target, tm: ThreatModel, primary: bool,
-                  metrics: dict[str, Any], tally: _Tally, progress: Any) -> list[dict[str, Any]]:
+                  evidence: ChunkEvidence, progress: Any) -> None:
     std, data = ctx.standard, ctx.eval_set
     assert ctx.correct is not None
+    lo, hi = evidence.lo, evidence.hi
     generator = ctx.generator(salt=SALT + sum(map(ord, tm.norm)))
-    robust = ctx.correct.copy()
-    aa_robust = ctx.correct.copy()
-    found = np.zeros(len(data), dtype=bool)
-    x_found = data.x.copy()
-    broken_by = np.full(len(data), "", dtype=object)
-    curve: list[dict[str, Any]] = []
+    robust = ctx.correct[lo:hi].copy()     # chunk-local masks, global sample ids below
+    aa_robust = robust.copy()
+    found = np.zeros(hi - lo, dtype=bool)
+    x_found = data.x[lo:hi].copy()
+    broken_by = np.full(hi - lo, "", dtype=object)
     selected = [a for a in std.attacks if a in LP_ATTACKS]
     white_box = target.module is not None
     runnable = [a for a in selected if not supported(a, tm.norm, white_box)]
     if not runnable and not (AA in std.attacks and white_box):
         # No attack can run: report no robust accuracy rather than the clean one.
-        tally.skipped[f"{tm.norm}:all"] = "no selected attack can run for this threat model"
-        return curve
+        evidence.skipped[f"{tm.norm}:all"] = "no selected attack can run for this threat model"
+        return
+    prefix = "" if primary else f"{tm.norm}."
     for k, eps in enumerate(sorted(tm.eps, key=lambda e: e.value)):
         ball = Ball(tm.norm, eps.value)
-        # One seed per radius; each point's randomness is keyed by its index (rowrandom).
+        # One seed per radius; gradient attacks key each point's randomness by its index
+        # (rowrandom). Square draws per batch, so the plan (verifiers.plan), never the number
+        # of workers, fixes the chunks and hence the batches.
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         successes: dict[str, int] = {}
         alive = np.flatnonzero(robust)
         for start in range(0, len(alive), ctx.batch_size):
             progress(k + start / max(len(alive), 1))  # in radii done
             idx = alive[start:start + ctx.batch_size]
-            res = cascade(target, data.x[idx], data.y[idx], ball, ctx.domain, std.budget,
-                          tuple(selected), RowRandom.of(seed, idx))
+            res = cascade(target, data.x[lo + idx], data.y[lo + idx], ball, ctx.domain,
+                          std.budget, tuple(selected), RowRandom.of(seed, lo + idx))
             for attack in res.forward:
-                tally.add(attack, res.forward[attack], res.backward[attack],
-                          res.seconds.get(attack, 0.0))
-            tally.skipped.update({f"{tm.norm}:{a}": why for a, why in res.skipped.items()})
-            tally.rejected += res.rejected
+                evidence.add(attack, res.forward[attack], res.backward[attack],
+                             res.seconds.get(attack, 0.0))
+            evidence.skipped.update({f"{tm.norm}:{a}": why for a, why in res.skipped.items()})
+            evidence.rejected += res.rejected
             for attack, n in res.successes.items():
                 successes[attack] = successes.get(attack, 0) + n
             hit = idx[res.fooled]
             robust[hit], found[hit] = False, True
             x_found[hit], broken_by[hit] = res.x_adv[res.fooled], res.broken_by[res.fooled]
         if AA in std.attacks:
-            aa_robust, aa_x = _autoattack(ctx, target, ball, aa_robust, tally)
+            aa_robust, aa_x = _autoattack(ctx, target, ball, lo, aa_robust, evidence)
             newly = robust & ~aa_robust
             found[newly], broken_by[newly] = True, AA
             x_found[newly] = aa_x[newly]
             robust &= aa_robust
-            metrics[tm.key(f"autoattack.robust_accuracy@{eps.label}", primary)] = float(
-                aa_robust.mean())
-        acc = float(robust.mean())
-        metrics[tm.key(f"robust_accuracy@{eps.label}", primary)] = acc
-        for attack, n in successes.items():
-            metrics[tm.key(f"successes.{attack}@{eps.label}", primary)] = n
-        curve.append({"eps": eps.value, "eps_label": eps.label, "robust_accuracy": acc,
-                      "n_robust": int(robust.sum()), "successes": successes})
-        prefix = "" if primary else f"{tm.norm}."
-        ctx.per_sample[f"{prefix}attacked_robust@{eps.label}"] = robust.copy()
-        ctx.per_sample[f"{prefix}broken_by@{eps.label}"] = broken_by.copy()
         index = np.flatnonzero(found)
-        ctx.per_sample[f"{prefix}adversarial_examples@{eps.label}"] = {
-            "index": index, "x_adv": x_found[index].copy()}
-    return curve
+        evidence.radii[prefix + eps.label] = RadiusEvidence(
+            robust=robust.copy(), broken_by=broken_by.copy(), found_index=lo + index,
+            found_x=x_found[index].copy(), successes=successes,
+            aa_robust=aa_robust.copy() if AA in std.attacks else None)
 
 
-def _autoattack(ctx: RunContext, target: Target, ball: Ball, aa_robust: np.ndarray,
-                tally: _Tally) -> tuple[np.ndarray, np.ndarray]:
-    """AutoAttack on the points it has not broken yet, its examples re-checked too:
-    (robust mask, examples in place of the broken samples)."""
+def _autoattack(ctx: RunContext, target: Target, ball: Ball, lo: int, aa_robust: np.ndarray,
+                evidence: ChunkEvidence) -> tuple[np.ndarray, np.ndarray]:
+    """AutoAttack on the chunk's points it has not broken yet (chunk-local mask), its examples
+    re-checked too: (robust mask, examples in place of the broken samples)."""
     data = ctx.eval_set
-    x_all = data.x.copy()
+    x_all = data.x[lo:lo + len(aa_robust)].copy()
     if target.module is None:
-        tally.skipped[f"{ball.norm}:{AA}"] = "needs gradients: no trusted torch module"
+        evidence.skipped[f"{ball.norm}:{AA}"] = "needs gradients: no trusted torch module"
         return aa_robust, x_all
     idx = np.flatnonzero(aa_robust)
-    out = autoattack_standard(target.module, data.x[idx], data.y[idx], ball, ctx.domain,
+    x, y = x_all[idx], data.y[lo + idx]
+    out = autoattack_standard(target.module, x, y, ball, ctx.domain,
                               seed=ctx.seed, device=ctx.device, batch_size=ctx.batch_size)
-    tally.add(AA, out.forward_passes, out.backward_passes, out.seconds)
+    evidence.add(AA, out.forward_passes, out.backward_passes, out.seconds)
     confirmed = np.zeros(len(idx), dtype=bool)
     if out.fooled.any():
-        confirmed[out.fooled] = recheck(ctx.model.original, data.x[idx][out.fooled],
-                                        out.x_adv[out.fooled], data.y[idx][out.fooled], ball,
-                                        ctx.domain)
-    tally.rejected += int(out.fooled.sum() - confirmed.sum())
+        confirmed[out.fooled] = recheck(ctx.model.original, x[out.fooled],
+                                        out.x_adv[out.fooled], y[out.fooled], ball, ctx.domain)
+    evidence.rejected += int(out.fooled.sum() - confirmed.sum())
     x_all[idx[confirmed]] = out.x_adv[confirmed]
     robust = aa_robust.copy()
     robust[idx[confirmed]] = False
     return robust, x_all
 
 
-def _non_lp(ctx: RunContext, metrics: dict[str, Any], tally: _Tally) -> None:
+def _non_lp(ctx: RunContext, metrics: dict[str, Any], tally: ChunkEvidence) -> None:
     """Spatial grid and corruption sweep, both on onnxruntime over every sample."""
     std, data = ctx.standard, ctx.eval_set
     predict = ctx.model.runner.predict

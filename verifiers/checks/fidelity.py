@@ -87,3 +87,13 @@ def run(ctx: RunContext) -> CheckResult:
             f"{tolerance:.3g}; white-box results are not trusted")
     return CheckResult(NAME, metrics=metrics, details=details,
                        seconds=time.perf_counter() - t0)
+
+
+def restore_module(ctx: RunContext, white_box_reason: str) -> None:
+    """Set ``ctx.module`` as :func:`run` did in another process (a shard of a sharded job):
+    the conversion is deterministic, so the trusted module is converted again, not re-checked.
+    """
+    ctx.white_box_reason = white_box_reason
+    ctx.module = None
+    if not white_box_reason:
+        ctx.module = to_torch(ctx.model.proto, ctx.model.info.output_kind, ctx.device)

@@ -1,0 +1,254 @@
+"""Restart Redis mid-job: the job completes or errors with a reason, never hangs.
+
+Production shape (PostgreSQL, a real server and a real Celery worker) on a Redis server this
+module starts itself on a free loopback port, so the shared Redis on :6379 is never touched.
+Mid-job the Redis process is killed with SIGKILL and started again on the same port without
+persistence (``--save ""``): the restarted broker is empty, every queued and unacknowledged
+message is gone. That is the worst case a broker restart can do, and still no job may be left
+``queued`` or ``running`` for ever, the API must keep answering, and the worker must reconnect
+by itself and take new work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from service.client import FINISHED, Client, ClientError
+from service.demo import free_port
+from service.serve import stop
+from tests.fixtures_service import PG_ADMIN, embedded_settings, start_server
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+TERMINAL_WITHIN_S = 300.0
+
+
+class OwnRedis:
+    """A private, non-persistent ``redis-server`` that can be killed and restarted in place."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 20.0) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        log = (self.folder / f"redis-{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.folder)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                client = redis.Redis.from_url(self.url, socket_timeout=1)
+                try:
+                    if client.ping():
+                        return
+                finally:
+                    client.close()
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer within {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def keys(self) -> list[bytes]:
+        client = redis.Redis.from_url(self.url, socket_timeout=2)
+        try:
+            return client.keys("*")
+        finally:
+            client.close()
+
+    def log_tail(self) -> str:
+        log = self.folder / f"redis-{self.starts}.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH")
+    server = OwnRedis(tmp_path_factory.mktemp("own-redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def service_on_own_redis(tmp_path_factory, own_redis):
+    """(server handle, worker pids): one worker, a fast heartbeat, a private database."""
+    name = f"rg_rr_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    workers: list[int] = []
+    try:
+        settings = embedded_settings(
+            tmp_path_factory.mktemp("rr"),
+            ROBUSTGATE_DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{name}",
+            ROBUSTGATE_BROKER_URL=own_redis.url, ROBUSTGATE_QUEUE=f"rg-rr-{uuid.uuid4().hex[:8]}",
+            ROBUSTGATE_HEARTBEAT_SECONDS="0.5", ROBUSTGATE_STALE_SECONDS="3")
+        handle = start_server(settings, workers=1)
+        try:
+            workers = _children(handle.proc.pid)
+            assert workers, "the server started no worker process"
+            yield handle, workers
+        finally:
+            stop([handle.proc])
+            # The server stops its workers; make sure none outlives a server that was killed.
+            for pid in workers:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _wait_terminal(client: Client, job_id: str, workers: list[int], log: Path,
+                   timeout: float = TERMINAL_WITHIN_S) -> dict:
+    """Poll until the job is finished; every poll also proves the API still answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(job_id)
+        if job["status"] in FINISHED:
+            return job
+        _assert_workers_alive(workers, log)
+        assert time.monotonic() < deadline, (
+            f"certification {job_id} hangs: still {job['status']} ({job['stage']}) after "
+            f"{timeout:.0f} s\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.5)
+
+
+def _assert_workers_alive(workers: list[int], log: Path) -> None:
+    dead = [pid for pid in workers if not _alive(pid)]
+    assert not dead, (f"worker process(es) {dead} died (nothing restarts them):\n"
+                      f"{log.read_text(errors='replace')[-4000:]}")
+
+
+def _assert_ended_with_reason(job: dict, client: Client) -> None:
+    assert job["status"] in ("succeeded", "errored"), job
+    if job["status"] == "errored":
+        assert job["error"], f"errored without a reason: {job}"
+    else:
+        assert job["verdict"] in VERDICTS, job
+        assert client.scorecard(job["id"])["verdict"] in VERDICTS
+
+
+def test_redis_restart_mid_job_never_hangs(service_on_own_redis, own_redis, digits):
+    handle, workers = service_on_own_redis
+    log = handle.log_path
+    # A generous client timeout: an API call that hangs shows up as a failure, not a stall.
+    with Client(handle.url, handle.token("redis-restart"), timeout=60) as client:
+        running = client.submit(digits.robust_model, digits.eval_set, "demo-digits", seed=31)
+        deadline = time.monotonic() + 120
+        while True:
+            state = client.get(running["id"])
+            if state["status"] == "running" and state["progress"] >= 0.05:
+                break
+            assert state["status"] in ("queued", "running"), state
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        # A second job waits behind it (one worker): its messages live only in Redis.
+        waiting = client.submit(digits.brittle_model, digits.eval_set, "demo-digits", seed=32)
+        assert client.get(waiting["id"])["status"] in ("queued", "running")
+
+        own_redis.kill()
+        down_at = time.monotonic()
+        # Redis is down: the API still answers, promptly.
+        health = httpx.get(f"{handle.url}/healthz", timeout=10)
+        assert health.status_code == 200, health.text
+        for job in (running, waiting):
+            assert client.get(job["id"])["status"] in ("queued", "running", *FINISHED)
+        # A submission while the broker is down is refused with a reason, not swallowed.
+        started = time.monotonic()
+        with pytest.raises(ClientError) as refused:
+            client.submit(digits.robust_model, digits.eval_set, "demo-digits", seed=33)
+        assert refused.value.status == 503 and "queue" in str(refused.value), refused.value
+        assert time.monotonic() - started < 30, "refusing a submission took too long"
+        # Stay down for several heartbeats and longer than the stale limit.
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - down_at)))
+        assert httpx.get(f"{handle.url}/healthz", timeout=10).status_code == 200
+
+        own_redis.start()  # same port, empty: both messages above are lost
+        assert httpx.get(f"{handle.url}/healthz", timeout=10).status_code == 200
+
+        first = _wait_terminal(client, running["id"], workers, log)
+        _assert_ended_with_reason(first, client)
+        second = _wait_terminal(client, waiting["id"], workers, log)
+        _assert_ended_with_reason(second, client)
+
+        # The worker reconnected by itself: a job submitted after the restart runs to the end.
+        after = client.submit(digits.robust_model, digits.eval_set, "demo-digits", seed=34)
+        done = _wait_terminal(client, after["id"], workers, log)
+        assert done["status"] == "succeeded", done
+        assert done["verdict"] in VERDICTS
+    # The same processes reconnected: none died, none was replaced.
+    _assert_workers_alive(workers, log)
+    assert sorted(_children(handle.proc.pid)) == sorted(workers)
+
+
+def test_an_idle_worker_reconnects_after_a_redis_restart(service_on_own_redis, own_redis,
+                                                         digits):
+    """The worker waits on the broker (no job) when Redis dies: it must come back by itself."""
+    handle, workers = service_on_own_redis
+    log = handle.log_path
+    with Client(handle.url, handle.token("redis-idle"), timeout=60) as client:
+        own_redis.kill()
+        # Down for longer than the worker's first reconnection back-off steps.
+        time.sleep(8)
+        assert httpx.get(f"{handle.url}/healthz", timeout=10).status_code == 200
+        _assert_workers_alive(workers, log)
+        own_redis.start()
+        # The API's pooled broker connections are stale now: publishing must reconnect.
+        job = client.submit(digits.robust_model, digits.eval_set, "demo-digits", seed=41)
+        done = _wait_terminal(client, job["id"], workers, log)
+        assert done["status"] == "succeeded", done
+        assert done["verdict"] in VERDICTS
+        assert client.scorecard(job["id"])["verdict"] in VERDICTS
+    _assert_workers_alive(workers, log)
+    assert sorted(_children(handle.proc.pid)) == sorted(workers)
