@@ -36,8 +36,18 @@ def _queue_names(settings: Settings, queues: tuple[str, ...]) -> list[str]:
 def start_workers(settings: Settings, count: int) -> list[subprocess.Popen]:
     # Idle OpenMP threads must not spin on the cores the API and other workers need.
     env = {"OMP_WAIT_POLICY": "PASSIVE"} | os.environ | settings.as_env()
-    return [subprocess.Popen(worker_command(settings, name=f"worker{i}"), env=env)
+    return [subprocess.Popen(worker_command(settings, name=f"worker{i}"), env=env,
+                             preexec_fn=_die_with_parent)
             for i in range(count)]
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker is killed when `serve` dies abruptly (SIGKILL, OOM) instead of living
+    on unsupervised; its task is delivered again (acks_late) and the watchdog sees the gap."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def stop(processes: list[subprocess.Popen], timeout: float = 15.0) -> None:

@@ -48,8 +48,14 @@ def test_keda_scales_workers_on_the_celery_queue():
     config = _by("ConfigMap", "robustgate-config")["data"]
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert scaled["spec"]["scaleTargetRef"]["name"] == "robustgate-worker"
-    trigger = scaled["spec"]["triggers"][0]
-    assert trigger["type"] == "redis"
-    # The list KEDA watches is the queue the workers consume.
-    assert trigger["metadata"]["listName"] == config["ROBUSTGATE_QUEUE"]
-    assert config["ROBUSTGATE_BROKER_URL"].startswith(f"redis://{trigger['metadata']['address']}")
+    settings = load_settings(config | {"ROBUSTGATE_DATABASE_URL": "postgresql://x@db/x"})
+    triggers = scaled["spec"]["triggers"]
+    assert {t["type"] for t in triggers} == {"redis"}
+    # The lists KEDA watches are the gpu queue the shards wait in, at its priority levels
+    # (kombu's Redis transport: "<queue>" for priority 0, "<queue>:<n>" for the others).
+    lists = [t["metadata"]["listName"] for t in triggers]
+    assert lists[0] == settings.gpu_queue
+    assert all(name.split(":")[0] == settings.gpu_queue for name in lists)
+    for trigger in triggers:
+        assert config["ROBUSTGATE_BROKER_URL"].startswith(
+            f"redis://{trigger['metadata']['address']}")

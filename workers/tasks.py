@@ -45,6 +45,7 @@ from verifiers.pipeline import (
 )
 from verifiers.plan import attack_chunks
 from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, PRIORITY_STEPS
+from workers.oom import halving_on_oom
 from workers.store import JobSpec, JobStore
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,12 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
                    f"attacks {done_before}/{len(spans)} shards")
 
         ctx.progress = progress
-        evidence = adversarial.attack_chunk(ctx, lo, hi)
+
+        def attack(batch_size: int) -> ChunkEvidence:
+            ctx.batch_size = batch_size
+            return adversarial.attack_chunk(ctx, lo, hi)
+
+        evidence = halving_on_oom(attack, ctx.batch_size, f"attack shard {k} of {job_id}")
         store.finish_part(job_id, part, evidence.to_bytes())
         done = len(store.parts(job_id, "attack-"))
         store.advance_progress(job_id, lo_p + (hi_p - lo_p) * done / len(spans),
@@ -171,8 +177,14 @@ def run_finish(store: JobStore, job_id: str) -> None:
         ctx = _restore(store, spec, standard, eval_set, ood_x)
         chunks = [ChunkEvidence.from_bytes(raw)
                   for raw in store.parts(job_id, "attack-").values()]
-        card = finish(ctx, chunks, started=spec.started_at or time.time(),
-                      progress=_reporter(store, job_id, advance=True, floor=FINISH_SPAN[0]))
+        report = _reporter(store, job_id, advance=True, floor=FINISH_SPAN[0])
+
+        def finish_with(batch_size: int) -> dict:
+            ctx.batch_size = batch_size
+            ctx.results = {k: v for k, v in ctx.results.items() if k in ("clean", "fidelity")}
+            return finish(ctx, chunks, started=spec.started_at or time.time(), progress=report)
+
+        card = halving_on_oom(finish_with, ctx.batch_size, f"finish of {job_id}")
         store.finish_part(job_id, FINISH_PART, b"")
         store.succeed(job_id, card)
 
