@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import standards_catalog
+from service.broker import revoke
 from service.db import Certification, Dataset, StandardRecord, StoredModel
 from service.errors import ApiError
 from service.services import Services
 from service.storage import Staged, TooLarge
-from service.watchdog import revoke
 from verifiers import DataError, IntakeError, load_eval_set
 from verifiers.data import check_against_model, resolve_domain
 from verifiers.model import load_model

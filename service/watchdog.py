@@ -3,11 +3,12 @@
 A running job is alive while its planning task beats the job (``heartbeat_at``) or one of its
 shards beats its part (``certification_parts.heartbeat_at``), every ``heartbeat_seconds``.
 When every beat is older than ``stale_seconds`` the worker is presumed dead (killed,
-OOM-killed, machine lost) unless the job's shards are still waiting in the broker (the queues
-hold messages): then the job waits its turn. Otherwise its plan goes back to the queue, which
-re-sends only the parts that are missing, up to ``max_attempts`` deliveries; then the job errors
-with the reason. A job running longer than ``job_timeout_seconds`` errors too, and its
-remaining messages are revoked.
+OOM-killed, machine lost) unless one of the job's own messages still waits in the broker
+(service.broker.queued_task_ids): then the job waits its turn. Otherwise its plan goes back
+to the queue, which re-sends only the parts that are missing, up to ``max_attempts``
+deliveries; then the job errors with the reason. A job running longer than
+``job_timeout_seconds`` errors too, and its remaining messages are revoked. After a broker
+restart (a new Redis run id) every queued job's message is sent again.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import logging
 import threading
 from datetime import timedelta
 
-from celery import Celery
 from sqlalchemy import or_, select
 
+from service.broker import broker_identity, queued_task_ids, revoke
 from service.db import Certification, CertificationPart
 from service.db.models import utcnow
 from service.services import Services
@@ -28,23 +29,6 @@ from workers.tasks import task_ids
 log = logging.getLogger(__name__)
 
 
-def pending_messages(app: Celery) -> int:
-    """Messages waiting in the job queues (every priority level), as the broker counts them."""
-    with app.connection_for_read() as conn:
-        channel = conn.default_channel
-        return sum(channel.queue_declare(queue=q).message_count
-                   for q in app.conf.robustgate_queues)
-
-
-def revoke(app: Celery, job_id: str, shards: int) -> None:
-    """Tell the workers to drop the job's messages still in the queues (best effort: a
-    running shard stops on its own at its next cancellation check)."""
-    try:
-        app.control.revoke(task_ids(job_id, shards))
-    except Exception:  # the broker may be down; the cancel flag still stops the job
-        log.warning("could not revoke the tasks of %s", job_id, exc_info=True)
-
-
 def sweep(svc: Services) -> list[str]:
     """One pass; returns the ids re-queued."""
     settings = svc.settings
@@ -52,7 +36,7 @@ def sweep(svc: Services) -> list[str]:
     cutoff = now - timedelta(seconds=settings.stale_seconds)
     requeue: list[str] = []
     timed_out: list[tuple[str, int]] = []
-    waiting: bool | None = None  # asked of the broker at most once per sweep
+    queued: set[str] | None = None  # asked of the broker at most once per sweep
     with svc.db.session() as s:
         stale = s.scalars(
             select(Certification)
@@ -62,10 +46,11 @@ def sweep(svc: Services) -> list[str]:
         for job in stale:
             if _parts_alive(s, job.id, cutoff):
                 continue
-            if job.shards_total and waiting is None:
-                waiting = pending_messages(svc.celery) > 0
-            if job.shards_total and waiting:
-                continue  # its shards wait their turn in the broker
+            if job.shards_total:
+                if queued is None:
+                    queued = queued_task_ids(svc.celery, settings)
+                if queued.intersection(task_ids(job.id, job.shards_total)):
+                    continue  # its shards wait their turn in the broker
             lost = f"worker {job.worker or '?'} stopped beating"
             if job.attempts >= settings.max_attempts:
                 job.status, job.finished_at = "errored", utcnow()
@@ -88,17 +73,6 @@ def sweep(svc: Services) -> list[str]:
         svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
                              queue=settings.queue)
     return requeue
-
-
-def broker_identity(svc: Services) -> str:
-    """What identifies the running broker: Redis's run id changes when it restarts (and with
-    it, without persistence, every queued message is gone); the filesystem broker is a folder.
-    """
-    if svc.settings.embedded_broker:
-        return "filesystem"
-    with svc.celery.connection_for_read() as conn:
-        client = conn.default_channel.client
-        return str(client.info("server").get("run_id", ""))
 
 
 def republish_queued(svc: Services) -> list[str]:
@@ -142,7 +116,7 @@ class Watchdog:
         self._thread.join(timeout=5)
 
     def run_once(self) -> None:
-        broker = broker_identity(self.svc)
+        broker = broker_identity(self.svc.celery, self.svc.settings)
         if self._broker is not None and broker != self._broker:
             log.warning("the broker restarted (%s -> %s)", self._broker, broker)
             self._republish = True

@@ -126,3 +126,74 @@ def test_watchdog_requeues_then_gives_up_with_a_reason(tmp_path, digits):
         job = s.get(Certification, job_id)
         job.status, job.heartbeat_at = "running", utcnow()
     assert sweep(svc) == []
+
+
+def _stale_sharded_job(tmp_path, digits, **env: str):
+    """A job whose plan ran (2 shards) and whose every beat is old: nothing works on it."""
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+    from service.auth import create_token
+    from service.db import Certification
+    from service.db.migrate import upgrade
+    from service.db.models import utcnow
+
+    settings = embedded_settings(tmp_path, ROBUSTGATE_STALE_SECONDS="5", **env)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    svc = app.state.services
+    with svc.db.session() as s:
+        token = create_token(s, "wd")
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    files = {"model": ("m.onnx", digits.robust_model.read_bytes()),
+             "data": ("d.npz", digits.eval_set.read_bytes())}
+    job_id = client.post("/v1/certifications", files=files,
+                         data={"standard": "demo-digits"}).json()["id"]
+    _purge(svc)  # the plan message: no worker runs in this test
+    with svc.db.session() as s:
+        job = s.get(Certification, job_id)
+        job.status, job.attempts, job.worker, job.shards_total = "running", 1, "gone:1", 2
+        job.heartbeat_at = utcnow() - timedelta(seconds=60)
+    return svc, job_id
+
+
+@pytest.mark.parametrize("broker", ["embedded", "redis"])
+def test_a_job_whose_shard_waits_in_the_broker_is_not_requeued(tmp_path, digits, broker,
+                                                               redis_queue):
+    from service.broker import queued_task_ids
+    from service.db import Certification
+    from service.watchdog import sweep
+    from workers import ATTACK_SHARD_TASK
+
+    env = {} if broker == "embedded" else {
+        "ROBUSTGATE_BROKER_URL": redis_queue[0],
+        "ROBUSTGATE_QUEUE": f"rg-wd-{uuid.uuid4().hex[:8]}"}
+    svc, job_id = _stale_sharded_job(tmp_path, digits, **env)
+    try:
+        # Its shard waits behind other work (priority 7: a busy tenant): it is not lost.
+        svc.celery.send_task(ATTACK_SHARD_TASK, args=[job_id, "attack-1"],
+                             task_id=f"{job_id}:attack-1", priority=7)
+        svc.celery.send_task(ATTACK_SHARD_TASK, args=["other", "attack-0"],
+                             task_id="other:attack-0")
+        assert {f"{job_id}:attack-1", "other:attack-0"} <= queued_task_ids(svc.celery,
+                                                                           svc.settings)
+        assert sweep(svc) == []
+        # Only another job's message waits: this one's are gone (a broker restart): re-queue.
+        _purge(svc)
+        svc.celery.send_task(ATTACK_SHARD_TASK, args=["other", "attack-0"],
+                             task_id="other:attack-0")
+        assert sweep(svc) == [job_id]
+        with svc.db.session() as s:
+            assert s.get(Certification, job_id).status == "queued"
+        assert job_id in queued_task_ids(svc.celery, svc.settings)  # its plan, sent again
+    finally:
+        _purge(svc)
+        svc.close()
+
+
+def _purge(svc) -> None:
+    with svc.celery.connection_for_write() as conn:
+        for queue in svc.celery.conf.robustgate_queues:
+            conn.default_channel.queue_purge(queue)
