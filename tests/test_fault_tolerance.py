@@ -197,3 +197,55 @@ def _purge(svc) -> None:
     with svc.celery.connection_for_write() as conn:
         for queue in svc.celery.conf.robustgate_queues:
             conn.default_channel.queue_purge(queue)
+
+
+def test_a_shard_past_its_time_limit_errors_the_job_with_the_reason(tmp_path, digits):
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+    from service.auth import create_token
+    from service.db.migrate import upgrade
+    from service.jobstore import SqlJobStore
+    from service.signing import load_or_create_signer
+    from workers.tasks import run_job
+
+    settings = embedded_settings(tmp_path)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    svc = app.state.services
+    with svc.db.session() as s:
+        token = create_token(s, "slow")
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    files = {"model": ("m.onnx", digits.robust_model.read_bytes()),
+             "data": ("d.npz", digits.eval_set.read_bytes())}
+    job_id = client.post("/v1/certifications", files=files,
+                         data={"standard": "demo-digits"}).json()["id"]
+    store = SqlJobStore(svc.db, svc.blobs, load_or_create_signer(tmp_path),
+                        shard_timeout_seconds=0.0)
+    run_job(store, job_id)
+    state = client.get(f"/v1/certifications/{job_id}").json()
+    assert state["status"] == "errored", state
+    assert "attack shard 0 (samples 0-256) ran past the shard time limit" in state["error"]
+    svc.close()
+
+
+def test_a_job_past_its_time_limit_errors_with_the_reason(tmp_path, digits):
+    from datetime import timedelta
+
+    from service.db import Certification
+    from service.db.models import utcnow
+    from service.watchdog import sweep
+
+    svc, job_id = _stale_sharded_job(tmp_path, digits, ROBUSTGATE_JOB_TIMEOUT_SECONDS="60")
+    try:
+        with svc.db.session() as s:
+            job = s.get(Certification, job_id)
+            job.heartbeat_at = utcnow()  # alive, but started too long ago
+            job.started_at = utcnow() - timedelta(seconds=120)
+        assert sweep(svc) == []
+        with svc.db.session() as s:
+            job = s.get(Certification, job_id)
+            assert job.status == "errored" and "time limit of 60 s" in job.error
+    finally:
+        _purge(svc)
+        svc.close()
