@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 def test_certification_runs_on_postgres_and_redis(production_server, digits):
     health = httpx.get(f"{production_server.url}/healthz").json()
     assert health["database"] == "postgresql" and health["broker"] == "redis"
+    assert health["status"] == "ok" and health["broker_reachable"] is True
     token = production_server.token("prod-a")
     with Client(production_server.url, token) as client:
         job = client.submit(digits.robust_model, digits.eval_set, "demo-digits")

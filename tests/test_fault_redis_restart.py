@@ -202,6 +202,7 @@ def test_redis_restart_mid_job_never_hangs(service_on_own_redis, own_redis, digi
         # Redis is down: the API still answers, promptly.
         health = httpx.get(f"{handle.url}/healthz", timeout=10)
         assert health.status_code == 200, health.text
+        assert health.json()["status"] == "degraded" and not health.json()["broker_reachable"]
         for job in (running, waiting):
             assert client.get(job["id"])["status"] in ("queued", "running", *FINISHED)
         # A submission while the broker is down is refused with a reason, not swallowed.
@@ -215,7 +216,8 @@ def test_redis_restart_mid_job_never_hangs(service_on_own_redis, own_redis, digi
         assert httpx.get(f"{handle.url}/healthz", timeout=10).status_code == 200
 
         own_redis.start()  # same port, empty: both messages above are lost
-        assert httpx.get(f"{handle.url}/healthz", timeout=10).status_code == 200
+        health = httpx.get(f"{handle.url}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["broker_reachable"], health.text
 
         first = _wait_terminal(client, running["id"], workers, log)
         _assert_ended_with_reason(first, client)

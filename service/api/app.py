@@ -54,11 +54,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 s.execute(text("SELECT 1"))
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
-        return JSONResponse({"status": "ok", "version": tool_version(),
+        broker_ok = _broker_reachable(services)
+        # Reads keep working without the broker; new submissions get 503 until it is back.
+        return JSONResponse({"status": "ok" if broker_ok else "degraded",
+                             "version": tool_version(),
                              "database": services.db.engine.dialect.name,
-                             "broker": services.settings.broker_url.split("://")[0]})
+                             "broker": services.settings.broker_url.split("://")[0],
+                             "broker_reachable": broker_ok})
 
     return app
+
+
+def _broker_reachable(services: Services) -> bool:
+    try:
+        with services.celery.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=0, timeout=1)
+        return True
+    except Exception:
+        return False
 
 
 def _install_error_handlers(app: FastAPI) -> None:
