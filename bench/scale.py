@@ -49,6 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -270,13 +271,18 @@ def db_rate(store: SqlJobStore, calls, job_ids: list[str], real: tuple[str, str]
         sets[i] = n
 
     t0 = time.perf_counter()
+    _run_threads(loop, threads)
+    elapsed = time.perf_counter() - t0
+    return sum(totals) / elapsed, sum(sets) / elapsed
+
+
+def _run_threads(loop: Callable[[int], None], threads: int) -> None:
+    """``loop(i)`` for i in range(threads), each in its own thread; returns when all end."""
     pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    elapsed = time.perf_counter() - t0
-    return sum(totals) / elapsed, sum(sets) / elapsed
 
 
 def redis_pairs(url: str, key: str, n: int, threads: int) -> float:
@@ -293,11 +299,7 @@ def redis_pairs(url: str, key: str, n: int, threads: int) -> float:
         r.close()
 
     t0 = time.perf_counter()
-    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    _run_threads(loop, threads)
     return per * threads / (time.perf_counter() - t0)
 
 
@@ -321,11 +323,7 @@ def celery_messages(settings: Settings, queue: str, n: int, threads: int) -> flo
             errors.append(exc)
 
     t0 = time.perf_counter()
-    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    _run_threads(loop, threads)
     elapsed = time.perf_counter() - t0
     app.close()
     if errors:

@@ -81,21 +81,15 @@ def test_kill_9_a_worker_mid_job_and_the_scorecard_is_unchanged(two_workers, dig
     engine.dispose()
 
 
-def test_watchdog_requeues_then_gives_up_with_a_reason(tmp_path, digits):
-    """Embedded default: a job whose worker vanished is re-queued, and errors after the cap."""
-    from datetime import timedelta
-
+def _api_job(tmp_path, digits, **env: str):
+    """An embedded API (no worker, no watchdog thread) holding one submitted job."""
     from fastapi.testclient import TestClient
 
     from service.api import create_app
     from service.auth import create_token
-    from service.db import Certification
     from service.db.migrate import upgrade
-    from service.db.models import utcnow
-    from service.watchdog import sweep
 
-    settings = embedded_settings(tmp_path, ROBUSTGATE_STALE_SECONDS="5",
-                                 ROBUSTGATE_MAX_ATTEMPTS="2")
+    settings = embedded_settings(tmp_path, **env)
     upgrade(settings.database_url)
     app = create_app(settings)
     svc = app.state.services
@@ -106,6 +100,19 @@ def test_watchdog_requeues_then_gives_up_with_a_reason(tmp_path, digits):
              "data": ("d.npz", digits.eval_set.read_bytes())}
     job_id = client.post("/v1/certifications", files=files,
                          data={"standard": "demo-digits"}).json()["id"]
+    return svc, client, job_id
+
+
+def test_watchdog_requeues_then_gives_up_with_a_reason(tmp_path, digits):
+    """Embedded default: a job whose worker vanished is re-queued, and errors after the cap."""
+    from datetime import timedelta
+
+    from service.db import Certification
+    from service.db.models import utcnow
+    from service.watchdog import sweep
+
+    svc, client, job_id = _api_job(tmp_path, digits, ROBUSTGATE_STALE_SECONDS="5",
+                                   ROBUSTGATE_MAX_ATTEMPTS="2")
 
     def lose_worker(attempts: int) -> None:
         with svc.db.session() as s:
@@ -132,25 +139,10 @@ def _stale_sharded_job(tmp_path, digits, **env: str):
     """A job whose plan ran (2 shards) and whose every beat is old: nothing works on it."""
     from datetime import timedelta
 
-    from fastapi.testclient import TestClient
-
-    from service.api import create_app
-    from service.auth import create_token
     from service.db import Certification
-    from service.db.migrate import upgrade
     from service.db.models import utcnow
 
-    settings = embedded_settings(tmp_path, ROBUSTGATE_STALE_SECONDS="5", **env)
-    upgrade(settings.database_url)
-    app = create_app(settings)
-    svc = app.state.services
-    with svc.db.session() as s:
-        token = create_token(s, "wd")
-    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
-    files = {"model": ("m.onnx", digits.robust_model.read_bytes()),
-             "data": ("d.npz", digits.eval_set.read_bytes())}
-    job_id = client.post("/v1/certifications", files=files,
-                         data={"standard": "demo-digits"}).json()["id"]
+    svc, _, job_id = _api_job(tmp_path, digits, ROBUSTGATE_STALE_SECONDS="5", **env)
     _purge(svc)  # the plan message: no worker runs in this test
     with svc.db.session() as s:
         job = s.get(Certification, job_id)
@@ -200,26 +192,11 @@ def _purge(svc) -> None:
 
 
 def test_a_shard_past_its_time_limit_errors_the_job_with_the_reason(tmp_path, digits):
-    from fastapi.testclient import TestClient
-
-    from service.api import create_app
-    from service.auth import create_token
-    from service.db.migrate import upgrade
     from service.jobstore import SqlJobStore
     from service.signing import load_or_create_signer
     from workers.tasks import run_job
 
-    settings = embedded_settings(tmp_path)
-    upgrade(settings.database_url)
-    app = create_app(settings)
-    svc = app.state.services
-    with svc.db.session() as s:
-        token = create_token(s, "slow")
-    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
-    files = {"model": ("m.onnx", digits.robust_model.read_bytes()),
-             "data": ("d.npz", digits.eval_set.read_bytes())}
-    job_id = client.post("/v1/certifications", files=files,
-                         data={"standard": "demo-digits"}).json()["id"]
+    svc, client, job_id = _api_job(tmp_path, digits)
     store = SqlJobStore(svc.db, svc.blobs, load_or_create_signer(tmp_path),
                         shard_timeout_seconds=0.0)
     run_job(store, job_id)
