@@ -83,9 +83,10 @@ from verifiers.pipeline import prepare, restore, save_prepared  # noqa: E402
 from workers import make_celery  # noqa: E402
 from workers.app import ATTACK_SHARD_TASK, FINISH_TASK  # noqa: E402
 from workers.tasks import (  # noqa: E402
-    _PROGRESS_INTERVAL_S,
     FINISH_PART,
     PREPARE_PART,
+    PROGRESS_INTERVAL_S,
+    Message,
     plan_job,
     run_attack_shard,
     run_finish,
@@ -139,18 +140,18 @@ def tx_count(calls: list[tuple[str, tuple, float]], beats: bool = True) -> int:
 
 def run_in_process(store: CountingStore, job_id: str) -> dict[str, float]:
     """workers.tasks.run_job, with the phase of each call recorded; seconds per phase."""
-    pending: list[tuple[str, tuple]] = []
+    pending: list[Message] = []
     seconds: dict[str, float] = {}
 
-    def dispatch(_job: str, calls: list[tuple[str, tuple]], _priority: int) -> None:
-        pending.extend(calls)
+    def dispatch(messages: list[Message], _priority: int) -> None:
+        pending.extend(messages)
 
     store.phase = "plan"
     t0 = time.perf_counter()
     plan_job(store, dispatch, job_id)
     seconds["plan"] = time.perf_counter() - t0
     while pending:
-        name, args = pending.pop(0)
+        name, args, _ = pending.pop(0)
         t0 = time.perf_counter()
         if name == ATTACK_SHARD_TASK:
             store.phase = "shard"
@@ -542,7 +543,7 @@ def main() -> None:
         print(f"DB transactions per job: plan {per_phase['plan']}, shard {per_phase['shard']} "
               f"(the last shard also sends finish: live_parts+parts+backlog), finish "
               f"{per_phase['finish']}; progress writes are throttled to one per "
-              f"{_PROGRESS_INTERVAL_S:g} s and cancel checks to one per 1 s, per progress call "
+              f"{PROGRESS_INTERVAL_S:g} s and cancel checks to one per 1 s, per progress call "
               "(one per radius per 256-sample batch)")
         print("mean latency per call (sequential, this process): " + ", ".join(
             f"{k} {v * 1e3:.1f} ms" for k, v in sorted(mean_s.items())))

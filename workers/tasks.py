@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 PREPARE_PART = "prepare"
 FINISH_PART = "finish"
 # Progress is written at most this often: a fast loop must not hammer the database.
-_PROGRESS_INTERVAL_S = 0.5
+PROGRESS_INTERVAL_S = 0.5
 
 
 def attack_part(k: int) -> str:
@@ -70,18 +70,17 @@ def _me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-Dispatch = Callable[[str, list[tuple[str, tuple]], int], None]
+# (task name, args, task id): the ids are fixed per (job, part), so cancel can revoke them.
+Message = tuple[str, tuple, str]
+Dispatch = Callable[[list[Message], int], None]
 
 
 def celery_dispatch(app: Celery) -> Dispatch:
-    """Send (task name, args) messages as one group, with a priority."""
+    """Send messages as one Celery group, with a priority (0 first)."""
 
-    def send(job_id: str, calls: list[tuple[str, tuple]], priority: int) -> None:
-        sigs = [app.signature(name, args=args, priority=priority,
-                              task_id=f"{job_id}:{args[1]}" if len(args) > 1 else
-                              f"{job_id}:{FINISH_PART}")
-                for name, args in calls]
-        group(sigs).apply_async()
+    def send(messages: list[Message], priority: int) -> None:
+        group(app.signature(name, args=args, task_id=task_id, priority=priority)
+              for name, args, task_id in messages).apply_async()
 
     return send
 
@@ -113,13 +112,13 @@ def send_missing(store: JobStore, dispatch: Dispatch, job_id: str, shards: int) 
     priority = min(store.backlog(job_id), PRIORITY_STEPS[-1])
     if len(done) == shards:
         if FINISH_PART not in live:
-            dispatch(job_id, [(FINISH_TASK, (job_id,))], priority)
+            dispatch([(FINISH_TASK, (job_id,), f"{job_id}:{FINISH_PART}")], priority)
         return
     missing = [k for k in range(shards) if attack_part(k) not in live]
     if missing:
         log.info("job %s: sending attack shards %s (priority %d)", job_id, missing, priority)
-        dispatch(job_id, [(ATTACK_SHARD_TASK, (job_id, attack_part(k))) for k in missing],
-                 priority)
+        dispatch([(ATTACK_SHARD_TASK, (job_id, attack_part(k)), f"{job_id}:{attack_part(k)}")
+                  for k in missing], priority)
     store.advance_progress(job_id, ATTACK_SPAN[0], f"attacks {len(done)}/{shards} shards")
 
 
@@ -192,14 +191,14 @@ def run_finish(store: JobStore, job_id: str) -> None:
 def run_job(store: JobStore, job_id: str) -> None:
     """The whole job in this process, its messages run in order as they are sent (for tests
     and debugging; the service sends them through Celery)."""
-    pending: list[tuple[str, tuple]] = []
+    pending: list[Message] = []
 
-    def dispatch(_job: str, calls: list[tuple[str, tuple]], _priority: int) -> None:
-        pending.extend(calls)
+    def dispatch(messages: list[Message], _priority: int) -> None:
+        pending.extend(messages)
 
     plan_job(store, dispatch, job_id)
     while pending:
-        name, args = pending.pop(0)
+        name, args, _ = pending.pop(0)
         if name == ATTACK_SHARD_TASK:
             run_attack_shard(store, dispatch, *args)
         elif name == FINISH_TASK:
@@ -230,7 +229,7 @@ def _reporter(store: JobStore, job_id: str, *, advance: bool,
 
     def report(fraction: float, stage: str) -> None:
         now = time.monotonic()
-        if now - last[0] >= _PROGRESS_INTERVAL_S or fraction >= 1.0:
+        if now - last[0] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
             last[0] = now
             write = store.advance_progress if advance else store.report_progress
             write(job_id, max(fraction, floor), stage)
