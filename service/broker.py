@@ -1,4 +1,5 @@
-"""What the service asks of the broker itself: which messages wait, who it is, revocation."""
+"""What the service sends to and asks of the broker: a job's plan message, which messages
+wait, who the broker is, revocation."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from pathlib import Path
 from celery import Celery
 
 from service.config import Settings
-from workers.app import PRIORITY_STEPS
+from workers.app import CERTIFY_TASK, PRIORITY_SEP, PRIORITY_STEPS, priority_for
 from workers.tasks import task_ids
 
 log = logging.getLogger(__name__)
+
+
+def send_plan(app: Celery, settings: Settings, job_id: str, backlog: int = 0) -> None:
+    """Queue a job's plan (``robustgate.certify``; task id = job id) on the cpu queue."""
+    app.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id, queue=settings.queue,
+                  priority=priority_for(backlog))
 
 
 def queued_task_ids(app: Celery, settings: Settings) -> set[str]:
@@ -38,7 +45,7 @@ def queued_task_ids(app: Celery, settings: Settings) -> set[str]:
             client = conn.default_channel.client
             for q in queues:
                 for pri in PRIORITY_STEPS:
-                    raw.extend(client.lrange(f"{q}:{pri}" if pri else q, 0, -1))
+                    raw.extend(client.lrange(f"{q}{PRIORITY_SEP}{pri}" if pri else q, 0, -1))
     ids = set()
     for item in raw:
         try:
@@ -46,6 +53,16 @@ def queued_task_ids(app: Celery, settings: Settings) -> set[str]:
         except (ValueError, KeyError, TypeError):
             continue
     return ids
+
+
+def broker_reachable(app: Celery) -> bool:
+    """Whether the broker answers a connection within a second."""
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=0, timeout=1)
+        return True
+    except Exception:
+        return False
 
 
 def broker_identity(app: Celery, settings: Settings) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import standards_catalog
-from service.broker import revoke
+from service.broker import revoke, send_plan
 from service.db import Certification, Dataset, StandardRecord, StoredModel
 from service.errors import ApiError
 from service.services import Services
@@ -26,8 +26,6 @@ from verifiers.data import check_against_model, resolve_domain
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
 from verifiers.scorecard import tool_version
-from workers import CERTIFY_TASK
-from workers.app import PRIORITY_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +89,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
         _collect_blobs(svc, keys)
         raise
     try:
-        svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
-                             queue=svc.settings.queue, priority=min(backlog, PRIORITY_STEPS[-1]))
+        send_plan(svc.celery, svc.settings, job_id, backlog)
     except Exception as exc:  # broker down: undo the submission instead of leaving it stuck
         log.exception("could not enqueue certification %s", job_id)
         _delete(svc, job_id)

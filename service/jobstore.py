@@ -38,6 +38,11 @@ def is_stale(beat: datetime | None, stale_seconds: float) -> bool:
     return utcnow() - _aware(beat) > timedelta(seconds=stale_seconds)
 
 
+def _done(job_id: str, prefix: str) -> tuple:
+    return (CertificationPart.job_id == job_id, CertificationPart.state == "done",
+            CertificationPart.part.startswith(prefix, autoescape=True))
+
+
 class SqlJobStore:
     def __init__(self, db: Database, blobs: BlobStore, signer: Signer | None = None, *,
                  heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0,
@@ -170,10 +175,13 @@ class SqlJobStore:
 
     def parts(self, job_id: str, prefix: str) -> dict[str, bytes]:
         with self.db.session() as s:
-            rows = s.scalars(select(CertificationPart).where(
-                CertificationPart.job_id == job_id, CertificationPart.state == "done",
-                CertificationPart.part.startswith(prefix, autoescape=True))).all()
-            return {r.part: r.payload for r in rows if r.payload is not None}
+            rows = s.execute(select(CertificationPart.part, CertificationPart.payload)
+                             .where(*_done(job_id, prefix))).all()
+            return {part: payload for part, payload in rows if payload is not None}
+
+    def done_parts(self, job_id: str, prefix: str) -> set[str]:
+        with self.db.session() as s:
+            return set(s.scalars(select(CertificationPart.part).where(*_done(job_id, prefix))))
 
     def live_parts(self, job_id: str) -> set[str]:
         with self.db.session() as s:

@@ -19,11 +19,10 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from service.broker import broker_identity, queued_task_ids, revoke
+from service.broker import broker_identity, queued_task_ids, revoke, send_plan
 from service.db import Certification, CertificationPart
 from service.db.models import utcnow
 from service.services import Services
-from workers import CERTIFY_TASK
 from workers.tasks import task_ids
 
 log = logging.getLogger(__name__)
@@ -70,8 +69,7 @@ def sweep(svc: Services) -> list[str]:
     for job_id, shards in timed_out:
         revoke(svc.celery, job_id, shards)
     for job_id in requeue:
-        svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
-                             queue=settings.queue)
+        send_plan(svc.celery, settings, job_id)
     return requeue
 
 
@@ -84,8 +82,7 @@ def republish_queued(svc: Services) -> list[str]:
     with svc.db.session() as s:
         ids = list(s.scalars(select(Certification.id).where(Certification.status == "queued")))
     for job_id in ids:
-        svc.celery.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id,
-                             queue=svc.settings.queue)
+        send_plan(svc.celery, svc.settings, job_id)
     if ids:
         log.warning("re-published %d queued job(s) after a broker restart", len(ids))
     return ids

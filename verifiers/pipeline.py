@@ -26,7 +26,6 @@ from verifiers.data import EvalSet, check_against_model, resolve_domain
 from verifiers.errors import Cancelled
 from verifiers.model import load_model
 from verifiers.ood import user_suite
-from verifiers.plan import attack_chunks
 from verifiers.scorecard import (
     SCHEMA_VERSION,
     CheckResult,
@@ -63,14 +62,9 @@ def certify(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: 
     started = time.time()
     ctx = prepare(model_bytes, eval_set, standard, seed=seed, input_range=input_range,
                   progress=progress, device=device, batch_size=batch_size, ood_x=ood_x)
-    spans = attack_chunks(len(eval_set))
     lo_p, hi_p = ATTACK_SPAN
-    chunks = []
-    for k, (lo, hi) in enumerate(spans):
-        base = lo_p + (hi_p - lo_p) * k / len(spans)
-        ctx.progress = lambda f, base=base: progress(
-            base + (hi_p - lo_p) * f / len(spans), adversarial.NAME)
-        chunks.append(adversarial.attack_chunk(ctx, lo, hi))
+    ctx.progress = lambda f: progress(lo_p + (hi_p - lo_p) * f, adversarial.NAME)
+    chunks = adversarial.attack_all_chunks(ctx)
     return finish(ctx, chunks, started=started, progress=progress)
 
 

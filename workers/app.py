@@ -16,6 +16,13 @@ FINISH_TASK = "robustgate.finish"            # merge, remaining checks, verdict 
 
 # Redis priorities 0 (first) .. 9; tenants with many jobs in flight get the larger numbers.
 PRIORITY_STEPS = list(range(10))
+# kombu's Redis transport keeps priority n > 0 of queue q in the list "q<sep>n".
+PRIORITY_SEP = ":"
+
+
+def priority_for(backlog: int) -> int:
+    """A message's priority from how many other jobs its tenant has queued or running."""
+    return min(max(backlog, 0), PRIORITY_STEPS[-1])
 
 
 def gpu_queue_for(queue: str) -> str:
@@ -60,7 +67,8 @@ def make_celery(broker_url: str, queue: str, broker_dir: Path | None = None,
             # Longer than the longest shard (shard_timeout_seconds), or Redis re-delivers a
             # task still running.
             "visibility_timeout": 6 * 3600,
-            "priority_steps": PRIORITY_STEPS, "sep": ":", "queue_order_strategy": "priority",
+            "priority_steps": PRIORITY_STEPS, "sep": PRIORITY_SEP,
+            "queue_order_strategy": "priority",
         }
     app.conf.update(conf)
     app.conf.robustgate_queues = (queue, gpu)

@@ -57,6 +57,9 @@ class JobStore(Protocol):
     def parts(self, job_id: str, prefix: str) -> dict[str, bytes]:
         """Every done part whose name starts with ``prefix``."""
 
+    def done_parts(self, job_id: str, prefix: str) -> set[str]:
+        """The names of :meth:`parts`, without reading their results."""
+
     def live_parts(self, job_id: str) -> set[str]:
         """Parts done, or running on a worker that still beats."""
 

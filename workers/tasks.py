@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from celery import Celery, group
 
 from verifiers import Cancelled, VerifierError, parse_standard
-from verifiers.checks import adversarial
+from verifiers.checks import PREPARE, adversarial
 from verifiers.checks.attack_evidence import ChunkEvidence
 from verifiers.data import EvalSet, load_eval_set
 from verifiers.errors import ShardTimeout
@@ -44,7 +44,7 @@ from verifiers.pipeline import (
     save_prepared,
 )
 from verifiers.plan import attack_chunks
-from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, PRIORITY_STEPS
+from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, priority_for
 from workers.oom import halving_on_oom
 from workers.store import JobSpec, JobStore
 
@@ -60,10 +60,15 @@ def attack_part(k: int) -> str:
     return f"attack-{k}"
 
 
+def task_id(job_id: str, part: str) -> str:
+    """The Celery task id of a part's message (the plan's is the job id itself)."""
+    return f"{job_id}:{part}"
+
+
 def task_ids(job_id: str, shards: int) -> list[str]:
     """Every Celery task id a job's messages carry (what cancel revokes)."""
-    return [job_id, *(f"{job_id}:{attack_part(k)}" for k in range(shards)),
-            f"{job_id}:{FINISH_PART}"]
+    return [job_id, *(task_id(job_id, attack_part(k)) for k in range(shards)),
+            task_id(job_id, FINISH_PART)]
 
 
 def _me() -> str:
@@ -79,8 +84,8 @@ def celery_dispatch(app: Celery) -> Dispatch:
     """Send messages as one Celery group, with a priority (0 first)."""
 
     def send(messages: list[Message], priority: int) -> None:
-        group(app.signature(name, args=args, task_id=task_id, priority=priority)
-              for name, args, task_id in messages).apply_async()
+        group(app.signature(name, args=args, task_id=message_id, priority=priority)
+              for name, args, message_id in messages).apply_async()
 
     return send
 
@@ -108,16 +113,16 @@ def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
 def send_missing(store: JobStore, dispatch: Dispatch, job_id: str, shards: int) -> None:
     """Send every attack shard not done or running; or finish, once all are done."""
     live = store.live_parts(job_id)
-    done = set(store.parts(job_id, "attack-"))
-    priority = min(store.backlog(job_id), PRIORITY_STEPS[-1])
+    done = store.done_parts(job_id, "attack-")
+    priority = priority_for(store.backlog(job_id))
     if len(done) == shards:
         if FINISH_PART not in live:
-            dispatch([(FINISH_TASK, (job_id,), f"{job_id}:{FINISH_PART}")], priority)
+            dispatch([(FINISH_TASK, (job_id,), task_id(job_id, FINISH_PART))], priority)
         return
     missing = [k for k in range(shards) if attack_part(k) not in live]
     if missing:
         log.info("job %s: sending attack shards %s (priority %d)", job_id, missing, priority)
-        dispatch([(ATTACK_SHARD_TASK, (job_id, attack_part(k)), f"{job_id}:{attack_part(k)}")
+        dispatch([(ATTACK_SHARD_TASK, (job_id, attack_part(k)), task_id(job_id, attack_part(k)))
                   for k in missing], priority)
     store.advance_progress(job_id, ATTACK_SPAN[0], f"attacks {len(done)}/{shards} shards")
 
@@ -140,7 +145,7 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
         lo, hi = spans[k]
         lo_p, hi_p = ATTACK_SPAN
         report = _reporter(store, job_id, advance=True)
-        done_before = len(store.parts(job_id, "attack-"))
+        done_before = len(store.done_parts(job_id, "attack-"))
         deadline = time.monotonic() + store.shard_timeout_seconds
 
         def progress(f: float) -> None:
@@ -158,7 +163,7 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
 
         evidence = halving_on_oom(attack, ctx.batch_size, f"attack shard {k} of {job_id}")
         store.finish_part(job_id, part, evidence.to_bytes())
-        done = len(store.parts(job_id, "attack-"))
+        done = len(store.done_parts(job_id, "attack-"))
         store.advance_progress(job_id, lo_p + (hi_p - lo_p) * done / len(spans),
                                f"attacks {done}/{len(spans)} shards")
         if done == len(spans):
@@ -180,7 +185,7 @@ def run_finish(store: JobStore, job_id: str) -> None:
 
         def finish_with(batch_size: int) -> dict:
             ctx.batch_size = batch_size
-            ctx.results = {k: v for k, v in ctx.results.items() if k in ("clean", "fidelity")}
+            ctx.results = {c.NAME: ctx.results[c.NAME] for c in PREPARE}  # a fresh retry
             return finish(ctx, chunks, started=spec.started_at or time.time(), progress=report)
 
         card = halving_on_oom(finish_with, ctx.batch_size, f"finish of {job_id}")

@@ -16,6 +16,7 @@ from service.api.reports import router as reports_router
 from service.api.routes import router
 from service.api.standards import router as standards_router
 from service.api.verifications import router as verifications_router
+from service.broker import broker_reachable
 from service.config import Settings, load_settings
 from service.errors import ApiError
 from service.services import Services
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 s.execute(text("SELECT 1"))
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
-        broker_ok = _broker_reachable(services)
+        broker_ok = broker_reachable(services.celery)
         # Reads keep working without the broker; new submissions get 503 until it is back.
         return JSONResponse({"status": "ok" if broker_ok else "degraded",
                              "version": tool_version(),
@@ -63,15 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "broker_reachable": broker_ok})
 
     return app
-
-
-def _broker_reachable(services: Services) -> bool:
-    try:
-        with services.celery.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=0, timeout=1)
-        return True
-    except Exception:
-        return False
 
 
 def _install_error_handlers(app: FastAPI) -> None:

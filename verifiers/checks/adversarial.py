@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 def run(ctx: RunContext) -> CheckResult:
     """The battery over the planned chunks in this process, then the summary."""
+    return summarise(ctx, attack_all_chunks(ctx))
+
+
+def attack_all_chunks(ctx: RunContext) -> list[ChunkEvidence]:
+    """:func:`attack_chunk` over every planned chunk in turn, ``ctx.progress`` spanning all."""
     assert ctx.correct is not None, "the clean check runs first"
     spans = attack_chunks(len(ctx.eval_set))
     chunks = []
@@ -61,14 +66,11 @@ def run(ctx: RunContext) -> CheckResult:
         ctx.progress = lambda f, k=k: progress((k + f) / len(spans))
         chunks.append(attack_chunk(ctx, lo, hi))
     ctx.progress = progress
-    return summarise(ctx, chunks)
+    return chunks
 
 
 def attack_surface(ctx: RunContext) -> tuple[masking.AttackSurface, Target]:
-    std = ctx.standard
-    probe = torch.from_numpy(ctx.eval_set.x[:64]).to(ctx.device)
-    surf = masking.surface(ctx.model.proto, ctx.model.info.output_name, ctx.module,
-                           ctx.white_box_reason, probe, std.budget.eot)
+    surf = ctx.attack_surface()
     target = Target(surf.module, ctx.model.runner, ctx.model.info.output_kind, ctx.device,
                     surf.eot, reference=ctx.model.original)
     return surf, target

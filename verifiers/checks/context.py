@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from verifiers.attacks import masking
+from verifiers.attacks.masking import AttackSurface
 from verifiers.bounds.graph import BoundGraph, build_graph
 from verifiers.data import EvalSet, InputDomain
 from verifiers.errors import IntakeError
@@ -40,6 +42,8 @@ class RunContext:
     ood_x: np.ndarray | None = None
 
     _bound_graph: BoundGraph | None = field(default=None, repr=False)
+    _surface: tuple[torch.nn.Module | None, AttackSurface] | None = field(default=None,
+                                                                          repr=False)
     _graph_error: IntakeError | None = field(default=None, repr=False)
 
     def bound_graph(self) -> BoundGraph:
@@ -54,6 +58,17 @@ class RunContext:
                 self._graph_error = exc
                 raise
         return self._bound_graph
+
+    def attack_surface(self) -> AttackSurface:
+        """What white-box attacks differentiate (BPDA/EOT where the graph needs it), built
+        once per run from the fidelity check's module and shared by every attack chunk, the
+        adversarial summary and the sanity checks."""
+        if self._surface is None or self._surface[0] is not self.module:  # rebuilt on a new one
+            probe = torch.from_numpy(self.eval_set.x[:64]).to(self.device)
+            self._surface = (self.module, masking.surface(
+                self.model.proto, self.model.info.output_name, self.module,
+                self.white_box_reason, probe, self.standard.budget.eot))
+        return self._surface[1]
 
     def generator(self, salt: int) -> torch.Generator:
         """A seeded generator per check, so adding a check never shifts another's randomness."""

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from verifiers.attacks import masking
 from verifiers.attacks.apgd import ApgdConfig, apgd
 from verifiers.attacks.ball import Ball
 from verifiers.attacks.battery import Target, cascade
 from verifiers.attacks.budget import IterBudget, SanityBudget, TargetedBudget
 from verifiers.attacks.recheck import recheck
+from verifiers.checks.adversarial import attack_surface
 from verifiers.checks.context import RunContext
 from verifiers.scorecard import CheckResult
 
@@ -73,11 +73,7 @@ def run(ctx: RunContext) -> CheckResult:
         return CheckResult(NAME, status="inconclusive", reason="the adversarial check did not run",
                            seconds=time.perf_counter() - t0)
     std = ctx.standard
-    probe = torch.from_numpy(ctx.eval_set.x[:64]).to(ctx.device)
-    surf = masking.surface(ctx.model.proto, ctx.model.info.output_name, ctx.module,
-                           ctx.white_box_reason, probe, std.budget.eot)
-    target = Target(surf.module, ctx.model.runner, ctx.model.info.output_kind, ctx.device,
-                    surf.eot, reference=ctx.model.original)
+    surf, target = attack_surface(ctx)
     generator = ctx.generator(salt=SALT)
     sample = _sample(ctx.correct, std.budget.sanity.points, generator)
     findings: dict[str, Finding] = {}
