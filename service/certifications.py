@@ -19,6 +19,7 @@ from service import standards_catalog
 from service.broker import revoke, send_plan
 from service.db import Certification, Dataset, StandardRecord, StoredModel
 from service.errors import ApiError
+from service.jobstore import tenant_backlog
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
@@ -82,9 +83,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                                 cancel_requested=False)
             s.add(job)
             # Fairness: a tenant with many jobs in flight queues behind one with few.
-            backlog = s.scalar(select(func.count()).select_from(Certification).where(
-                Certification.tenant_id == tenant_id,
-                Certification.status.in_(("queued", "running")))) or 0
+            backlog = tenant_backlog(s, tenant_id, job_id)
     except Exception:
         _collect_blobs(svc, keys)
         raise

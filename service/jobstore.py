@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.db import (
     Certification,
@@ -36,6 +37,13 @@ def is_stale(beat: datetime | None, stale_seconds: float) -> bool:
     if beat is None:
         return True
     return utcnow() - _aware(beat) > timedelta(seconds=stale_seconds)
+
+
+def tenant_backlog(s: Session, tenant_id: int | None, job_id: str) -> int:
+    """How many of the tenant's jobs other than ``job_id`` are queued or running."""
+    return int(s.scalar(select(func.count()).select_from(Certification).where(
+        Certification.tenant_id == tenant_id, Certification.id != job_id,
+        Certification.status.in_(("queued", "running")))) or 0)
 
 
 def _done(job_id: str, prefix: str) -> tuple:
@@ -194,9 +202,7 @@ class SqlJobStore:
         with self.db.session() as s:
             tenant = s.scalar(select(Certification.tenant_id)
                               .where(Certification.id == job_id))
-            return int(s.scalar(select(func.count()).select_from(Certification).where(
-                Certification.tenant_id == tenant, Certification.id != job_id,
-                Certification.status.in_(("queued", "running")))) or 0)
+            return tenant_backlog(s, tenant, job_id)
 
     def is_cancelled(self, job_id: str) -> bool:
         with self.db.session() as s:
