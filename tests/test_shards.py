@@ -19,7 +19,7 @@ from verifiers.checks.attack_evidence import ChunkEvidence, RadiusEvidence, merg
 from verifiers.data import load_eval_set
 from verifiers.pipeline import certify
 from verifiers.plan import attack_chunks
-from verifiers.standards.catalogue import get_builtin
+from verifiers.standards import get_builtin
 
 
 def test_chunks_tile_the_set_whatever_its_size():

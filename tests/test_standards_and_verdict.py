@@ -46,8 +46,13 @@ MALFORMED = [
     (("severity: advisory", "severity: maybe"), 11, "field criteria[2].severity"),
     (("name: t", "name: t\nbogus: 1"), 2, "unknown field(s): bogus"),
     (("norm: linf", "norm: l7"), 3, "field threat_model.norm 'l7' is not supported"),
-    (("clean.accuracy", "clear.accuracy"), 9, "check 'clear', which the battery does not run"),
-    (("clean.accuracy", "accuracy"), 9, "field criteria[0].metric must be a path"),
+    (("clean.accuracy", "clear.accuracy"), 9, "check 'clear', which no check declares"),
+    (("clean.accuracy", "clean.acuracy"), 9, "did you mean clean.accuracy?"),
+    (("ood.uniform_noise.auroc.msp", "ood.uniform_nosie.auroc.msp"), 11,
+     "did you mean ood.uniform_noise.auroc.msp?"),
+    (('robust_accuracy@8/255, op: ">="', 'robust_accuracy@8/255, op: "<="'), 10,
+     "the reported value is an upper bound on the true one"),
+    (("clean.accuracy", "accuracy"), 9, "'accuracy' is not a path <check>.<metric>"),
     (("@8/255", "@0.3"), 10, "radius '0.3'"),
     (("iterations: 5", "steps: 5"), 6, "budget.apgd-t has unknown field(s): steps"),
     (("preset: quick", "preset: fastest"), 5, "budget.preset 'fastest' is unknown"),
@@ -88,17 +93,30 @@ def test_a_standard_needs_a_required_criterion_and_a_mapping():
             parse_standard(doc)
 
 
-def test_metric_paths_follow_the_battery():
-    names = [check.NAME for check in BATTERY]
-    for name in names:  # every check of the battery may be named; unknown keys are allowed
-        doc = BASE.replace("ood.uniform_noise.auroc.msp", f"{name}.anything_at_all")
-        assert parse_standard(doc).criteria[2].metric == f"{name}.anything_at_all"
+def test_metric_paths_follow_the_catalogue():
+    """Every check of the battery declares its metrics; a path it does not declare is refused
+    at parse time, with the closest known path suggested."""
+    from verifiers import catalogue
+
+    assert {check.name for check in BATTERY} == set(catalogue.check_names())
+    for check in BATTERY:
+        assert check.metrics is catalogue.catalogue()[check.name]
+        doc = BASE.replace("ood.uniform_noise.auroc.msp", f"{check.name}.anything_at_all")
+        with pytest.raises(StandardError, match="is not one the"):
+            parse_standard(doc)
     # A secondary threat model's radii are norm-qualified.
     two = BASE.replace('threat_model: {norm: linf, eps: ["8/255", 0.1]}', (
         'threat_model: [{norm: linf, eps: ["8/255"]}, {norm: l2, eps: ["0.5"]}]'))
     assert parse_standard(two.replace("robust_accuracy@8/255", "l2.robust_accuracy@0.5"))
     with pytest.raises(StandardError, match="l2 threat model does not list"):
         parse_standard(two.replace("robust_accuracy@8/255", "l2.robust_accuracy@8/255"))
+    with pytest.raises(StandardError, match="secondary l1 threat model"):
+        parse_standard(two.replace("robust_accuracy@8/255", "l1.robust_accuracy@0.5"))
+    # A lower bound judged where higher is better is fine; against its direction, refused.
+    cert = BASE.replace("adversarial.robust_accuracy@8/255", "certified.certified_accuracy@0.1")
+    assert parse_standard(cert).criteria[1].metric == "certified.certified_accuracy@0.1"
+    with pytest.raises(StandardError, match="lower bound"):
+        parse_standard(cert.replace('op: ">=", threshold: 0.5', 'op: "<", threshold: 0.5'))
 
 
 def test_builtins_are_pinned_to_their_versions():
@@ -180,10 +198,11 @@ def test_an_upper_bound_that_misses_is_a_sound_fail():
     # Without the declaration the same numbers decide nothing.
     results, verdict, _ = evaluate(std, _checks("inconclusive", robust=0.4, upper=False))
     assert results[1].result == INCONCLUSIVE and verdict == INCONCLUSIVE
-    # An upper bound cannot fail a "<=" criterion, nor any criterion of a check that errored.
-    le = parse_standard(BASE.replace('robust_accuracy@8/255, op: ">="',
-                                     'robust_accuracy@8/255, op: "<="'))
-    assert evaluate(le, _checks("inconclusive", robust=0.9))[0][1].result == INCONCLUSIVE
+    # A "<=" criterion on an upper bound is refused when the standard is parsed (the
+    # catalogue); a check that errored decides nothing.
+    with pytest.raises(StandardError, match="upper bound"):
+        parse_standard(BASE.replace('robust_accuracy@8/255, op: ">="',
+                                    'robust_accuracy@8/255, op: "<="'))
     assert evaluate(std, _checks("error", robust=0.4))[0][1].result == INCONCLUSIVE
     # Norm-qualified robust accuracies are bounds as well.
     two = parse_standard(BASE.replace(
@@ -196,8 +215,9 @@ def test_an_upper_bound_that_misses_is_a_sound_fail():
 
 
 def test_a_lower_bound_that_misses_is_a_sound_fail():
-    """Certified accuracy only under-states the truth: exceeding a "<=" bound fails; meeting a
-    ">=" threshold on an inconclusive check still does not pass."""
+    """Certified accuracy only under-states the truth: meeting a ">=" threshold on an
+    inconclusive check does not pass. The confidence a fooling search reached only
+    under-states the worst case: exceeding a "<=" bound fails even on an inconclusive check."""
     doc = BASE.replace("adversarial.robust_accuracy@8/255", "certified.certified_accuracy@8/255")
     checks = {"clean": CheckResult("clean", metrics={"accuracy": 0.95}),
               "certified": CheckResult("certified", status="inconclusive", reason="timeout",
@@ -205,8 +225,12 @@ def test_a_lower_bound_that_misses_is_a_sound_fail():
                                        details={"lower_bounds": ["certified_accuracy@*"]})}
     results, verdict, _ = evaluate(parse_standard(doc), checks)
     assert results[1].result == INCONCLUSIVE and verdict == INCONCLUSIVE  # 0.7 >= 0.5
-    at_most = parse_standard(doc.replace('certified_accuracy@8/255, op: ">="',
-                                         'certified_accuracy@8/255, op: "<="'))
+    at_most = parse_standard(BASE.replace(
+        'adversarial.robust_accuracy@8/255, op: ">=", threshold: 0.5',
+        'ood.adversarial.max_confidence, op: "<=", threshold: 0.5'))
+    checks["ood"] = CheckResult("ood", status="inconclusive", reason="partial",
+                                metrics={"adversarial.max_confidence": 0.7},
+                                details={"lower_bounds": ["adversarial.max_confidence"]})
     results, verdict, reasons = evaluate(at_most, checks)
     assert results[1].result == FAIL and verdict == FAIL and "lower bound" in reasons[0]
     assert results[1].margin == pytest.approx(-0.2)

@@ -76,7 +76,8 @@ def test_upload_needs_a_token_and_refuses_bad_documents_naming_the_line(api):
     r = client.post("/v1/standards", content=DOC.replace("clean.accuracy", "clearn.accuracy"),
                     headers=alice)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_standard"
-    assert "line 8: field criteria[0].metric names check 'clearn'" in r.json()["error"]["message"]
+    message = r.json()["error"]["message"]
+    assert "line 8: field criteria[0].metric: metric 'clearn.accuracy' names check" in message
     r = client.post("/v1/standards", content=b"name: \xff\xfe", headers=alice)
     assert r.status_code == 422 and "UTF-8" in r.json()["error"]["message"]
     r = client.post("/v1/standards", content=DOC + "#" * 300_000, headers=alice)

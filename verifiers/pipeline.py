@@ -100,7 +100,7 @@ def save_prepared(ctx: RunContext) -> bytes:
     """What :func:`restore` needs from :func:`prepare`, as JSON bytes."""
     assert ctx.correct is not None
     return json.dumps({
-        "checks": {name: ctx.results[name].as_dict() for name in (c.NAME for c in PREPARE)},
+        "checks": {name: ctx.results[name].as_dict() for name in (c.name for c in PREPARE)},
         "correct": np.flatnonzero(ctx.correct).tolist(),
         "white_box_reason": ctx.white_box_reason,
     }).encode()
@@ -141,15 +141,15 @@ def _run_checks(ctx: RunContext, checks: tuple[Any, ...], span: tuple[float, flo
     width = (span[1] - span[0]) / len(checks)
     for i, check in enumerate(checks):
         base = span[0] + i * width
-        progress(base, check.NAME)
-        ctx.progress = lambda f, base=base, name=check.NAME: progress(base + width * f, name)
-        log.info("running check %s", check.NAME)
-        ctx.results[check.NAME] = check.run(ctx)
+        progress(base, check.name)
+        ctx.progress = lambda f, base=base, name=check.name: progress(base + width * f, name)
+        log.info("running check %s", check.name)
+        ctx.results[check.name] = check.run(ctx)
 
 
 def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
     standard, model, eval_set, domain = ctx.standard, ctx.model, ctx.eval_set, ctx.domain
-    checks = {c: ctx.results[c] for c in (m.NAME for m in BATTERY) if c in ctx.results}
+    checks = {c: ctx.results[c] for c in (m.name for m in BATTERY) if c in ctx.results}
     results, verdict, reasons = evaluate(standard, checks)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -185,7 +185,7 @@ def run_finish(store: JobStore, job_id: str) -> None:
 
         def finish_with(batch_size: int) -> dict:
             ctx.batch_size = batch_size
-            ctx.results = {c.NAME: ctx.results[c.NAME] for c in PREPARE}  # a fresh retry
+            ctx.results = {c.name: ctx.results[c.name] for c in PREPARE}  # a fresh retry
             return finish(ctx, chunks, started=spec.started_at or time.time(), progress=report)
 
         card = halving_on_oom(finish_with, ctx.batch_size, f"finish of {job_id}")

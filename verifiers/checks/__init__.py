@@ -1,25 +1,27 @@
-"""The battery: checks run in this order, each reading what earlier ones left in the context.
+"""The battery: registered checks, run in the order their context facts impose.
 
-A check is a module with ``NAME`` and ``run(ctx) -> CheckResult``. Criteria name metrics as
-``<check NAME>.<metric key>``.
+A check is a module with ``NAME``, ``run(ctx) -> CheckResult`` and one
+``register(Check(...))`` (verifiers.checks.registry). Importing this package fills the
+registry; criteria name metrics as ``<check name>.<metric key>`` (verifiers.catalogue).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
-from verifiers.checks import adversarial, calibration, certified, clean, fidelity, ood, sanity
+from verifiers.checks import (  # noqa: F401  (each registers itself)
+    adversarial,
+    calibration,
+    certified,
+    clean,
+    fidelity,
+    ood,
+    sanity,
+)
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, battery, register, split
 
-# Order matters: clean sets ctx.correct, fidelity sets ctx.module; calibration reads the
-# adversarial examples the adversarial check leaves in ctx.per_sample; sanity (gradient-masking
-# checks) must follow adversarial directly: it can set that check's status to inconclusive;
-# certified cross-checks every certified sample against the attacks' per-sample results.
-BATTERY: tuple[ModuleType, ...] = (clean, fidelity, adversarial, sanity, certified, ood,
-                                    calibration)
-# A sharded run: PREPARE once, the adversarial check's attacks per sample chunk (the heavy
-# shards), then its summary and the checks AFTER it on the whole set.
-PREPARE: tuple[ModuleType, ...] = BATTERY[:2]
-AFTER_ATTACKS: tuple[ModuleType, ...] = BATTERY[3:]
+# The order and the sharded split, derived once from the registrations.
+BATTERY: tuple[Check, ...] = battery()
+PREPARE, SHARDED, AFTER_ATTACKS = split(BATTERY)
 
-__all__ = ["AFTER_ATTACKS", "BATTERY", "PREPARE", "RunContext"]
+__all__ = ["AFTER_ATTACKS", "BATTERY", "PREPARE", "SHARDED", "Check", "RunContext", "battery",
+           "register", "split"]

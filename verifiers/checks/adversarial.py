@@ -39,8 +39,10 @@ from verifiers.attacks.corruptions import corruption_sweep
 from verifiers.attacks.recheck import recheck
 from verifiers.attacks.rowrandom import RowRandom
 from verifiers.attacks.spatial import spatial_attack
+from verifiers.catalogue import adversarial as declared
 from verifiers.checks.attack_evidence import ChunkEvidence, RadiusEvidence, merge
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.plan import SHARD_SAMPLES, attack_chunks
 from verifiers.scorecard import CheckResult
 from verifiers.standards import ThreatModel
@@ -286,3 +288,9 @@ def _status(surf: masking.AttackSurface, lp: list[str]) -> tuple[str, str]:
                                 "with BPDA/EOT, but attack evidence on such a model cannot "
                                 "support PASS")
     return "ok", ""
+
+
+CHECK = register(Check(NAME, run, declared.METRICS,
+                       reads=("correct", "module"),
+                       writes=("attacked_robust", "adversarial_examples"),
+                       sharded=True))

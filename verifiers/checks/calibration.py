@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from verifiers.catalogue import calibration as declared
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.ood.calibration import (
     brier_score,
     calibration_errors,
@@ -93,3 +95,6 @@ def _adversarial(ctx: RunContext, reader: OutputReader, metrics: dict[str, Any],
         metrics[keys[0]], metrics[keys[1]] = float(conf.mean()), float(conf.max())
         seen[eps.label] = {"n": len(conf), "source": "adversarial check (onnxruntime-confirmed)"}
     return seen
+
+
+CHECK = register(Check(NAME, run, declared.METRICS, reads=("correct", "adversarial_examples")))

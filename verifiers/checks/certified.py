@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from verifiers.bounds import BoundConfig, Method, certify_samples
+from verifiers.catalogue import certified as declared
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.errors import IntakeError, SoundnessError
 from verifiers.scorecard import CheckResult
 
@@ -86,3 +88,8 @@ def _cross_check(ctx: RunContext, certified: np.ndarray, label: str) -> None:
         raise SoundnessError(
             f"soundness bug: sample(s) {broken[:10].tolist()} certified at eps {label} but an "
             "adversarial example (re-checked on onnxruntime) exists; refusing to report")
+
+
+CHECK = register(Check(NAME, run, declared.METRICS,
+                       reads=("correct", "attacked_robust"),
+                       writes=("certified",)))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
+from verifiers.catalogue import clean as declared
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.scorecard import CheckResult
 
 NAME = "clean"
@@ -20,3 +22,6 @@ def run(ctx: RunContext) -> CheckResult:
                  "n_correct": int(ctx.correct.sum())},
         details={"runtime": "onnxruntime"},
         seconds=time.perf_counter() - t0)
+
+
+CHECK = register(Check(NAME, run, declared.METRICS, writes=("correct",)))

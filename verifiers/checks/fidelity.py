@@ -14,7 +14,9 @@ import time
 import numpy as np
 import torch
 
+from verifiers.catalogue import fidelity as declared
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.data import InputDomain
 from verifiers.errors import IntakeError
 from verifiers.model import OnnxRunner, fidelity, logits_graph, to_torch
@@ -97,3 +99,6 @@ def restore_module(ctx: RunContext, white_box_reason: str) -> None:
     ctx.module = None
     if not white_box_reason:
         ctx.module = to_torch(ctx.model.proto, ctx.model.info.output_kind, ctx.device)
+
+
+CHECK = register(Check(NAME, run, declared.METRICS, writes=("module",)))

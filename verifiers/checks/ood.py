@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from verifiers.catalogue import ood as declared
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.errors import SoundnessError
 from verifiers.ood.adversarial import FoolingResult, fooling_search, inside
 from verifiers.ood.certified import (
@@ -161,3 +163,6 @@ def _certified(bound: ConfidenceBound | None, found: FoolingResult, reached: np.
         return {"status": "not obtained", "reason": reason}, None
     return {"status": "ok", "max": float(upper.max()), "mean": float(upper.mean())}, \
         float(upper.max())
+
+
+CHECK = register(Check(NAME, run, declared.METRICS, reads=("module",)))

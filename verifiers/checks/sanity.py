@@ -38,8 +38,10 @@ from verifiers.attacks.ball import Ball
 from verifiers.attacks.battery import Target, cascade
 from verifiers.attacks.budget import IterBudget, SanityBudget, TargetedBudget
 from verifiers.attacks.recheck import recheck
+from verifiers.catalogue import sanity as declared
 from verifiers.checks.adversarial import attack_surface
 from verifiers.checks.context import RunContext
+from verifiers.checks.registry import Check, register
 from verifiers.scorecard import CheckResult
 
 NAME = "sanity"
@@ -285,3 +287,8 @@ def _square_on_survivors(ctx: RunContext, target: Target, sample: np.ndarray,
         f"Square broke {len(broken)} of {len(left)} points the white-box attacks left robust "
         f"at eps={eps.label}; a stronger white-box attack could not break {len(stuck)} of "
         f"them (noise: {tol})"))
+
+
+CHECK = register(Check(NAME, run, declared.METRICS,
+                       reads=("attacked_robust", "module"),
+                       writes=("attack_trust",)))

@@ -10,10 +10,10 @@ one (metric ``adversarial.robust_accuracy@<eps>``), the others are norm-qualifie
 thorough) and per-attack overrides; ``attacks`` selects attacks (see verifiers.attacks.budget).
 
 Modules: ``spec`` (the typed standard), ``located`` (YAML with line numbers), ``schema`` (field
-rules), ``parse`` (``parse_standard``), ``catalogue`` (the built-ins), ``evaluate`` (verdict).
+rules), ``parse`` (``parse_standard``), ``builtin`` (the built-ins), ``evaluate`` (verdict).
 """
 
-from verifiers.standards.catalogue import builtin_dir, builtin_standards, get_builtin
+from verifiers.standards.builtin import builtin_dir, builtin_standards, get_builtin
 from verifiers.standards.evaluate import (
     FAIL,
     INCONCLUSIVE,

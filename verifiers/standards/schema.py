@@ -1,10 +1,10 @@
 """Field rules of a standard document, each error naming the line (see ``located``).
 
-Metric paths are checked against what the battery can produce: ``<check>.<metric>`` where the
-check is one of the battery's check names (verifiers.checks.BATTERY), and a per-radius metric
-(``...@<eps>``) of the adversarial, certified or calibration check names a radius the standard
-lists. Other metric keys within a known check are allowed: an unknown one is reported
-INCONCLUSIVE ("not produced") at evaluation, never passed.
+Metric paths are checked against the metric catalogue (verifiers.catalogue): an unknown path
+is refused with the closest known one suggested, a per-radius metric (``...@<eps>``) must name
+a radius its threat model lists, and a comparator that points against a one-sided bound (an
+upper bound judged with ``<=``, a lower bound with ``>=`` where lower is better) is refused:
+the reported value could never decide such a criterion soundly.
 """
 
 from __future__ import annotations
@@ -14,19 +14,11 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from verifiers import catalogue
 from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import COMPARATORS, NORMS, SEVERITIES, Criterion, Eps, ThreatModel
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-# Checks whose per-radius metrics (``@<eps label>``) follow the standard's eps lists.
-_PER_RADIUS = ("adversarial", "certified", "calibration")
-
-
-def battery_checks() -> tuple[str, ...]:
-    # The battery's modules import this package (Standard, ThreatModel): look it up lazily.
-    from verifiers.checks import BATTERY
-
-    return tuple(check.NAME for check in BATTERY)
 
 
 def known_fields(doc: Located, path: Path, raw: dict[str, Any], known: tuple[str, ...]) -> None:
@@ -136,10 +128,12 @@ def _criterion(doc: Located, path: Path, raw: Any,
                threats: tuple[ThreatModel, ...]) -> Criterion:
     raw = mapping(doc, path, raw, "metric, op, threshold")
     known_fields(doc, path, raw, ("metric", "op", "threshold", "severity"))
-    metric = metric_path(doc, (*path, "metric"), required(doc, path, raw, "metric"), threats)
+    metric, match = metric_path(doc, (*path, "metric"), required(doc, path, raw, "metric"),
+                                threats)
     op = required(doc, path, raw, "op")
     if op not in COMPARATORS:
         raise doc.error((*path, "op"), f"must be one of {sorted(COMPARATORS)}, got {op!r}")
+    _comparator_fits(doc, (*path, "op"), metric, op, match.spec)
     threshold = number(doc, (*path, "threshold"), required(doc, path, raw, "threshold"))
     severity = raw.get("severity", "required")
     if severity not in SEVERITIES:
@@ -147,29 +141,58 @@ def _criterion(doc: Located, path: Path, raw: Any,
     return Criterion(metric=metric, op=op, threshold=threshold, severity=severity)
 
 
-def metric_path(doc: Located, path: Path, raw: Any, threats: tuple[ThreatModel, ...]) -> str:
-    if not isinstance(raw, str) or "." not in raw or raw.endswith("."):
+def metric_path(doc: Located, path: Path, raw: Any,
+                threats: tuple[ThreatModel, ...]) -> tuple[str, catalogue.Match]:
+    """The path and its catalogue entry; unknown paths are refused with a suggestion."""
+    if not isinstance(raw, str):
         raise doc.error(path, f"must be a path <check>.<metric> like 'clean.accuracy', "
                               f"got {_shown(raw)}")
-    check, key = raw.split(".", 1)
-    checks = battery_checks()
-    if check not in checks:
-        raise doc.error(path, f"names check {check!r}, which the battery does not run "
-                              f"(checks: {', '.join(checks)})")
-    if check in _PER_RADIUS and "@" in key:
-        label = key.rsplit("@", 1)[1]
-        threat = _threat_of(key, threats) if check == "adversarial" else threats[0]
-        labels = [e.label for e in threat.eps]
-        if label not in labels:
+    labels = [e.label for t in threats for e in t.eps]
+    try:
+        match = catalogue.lookup(raw, labels)
+    except catalogue.UnknownMetric as exc:
+        raise doc.at(path, f"field {field_name(path)}: {exc} (see `robustgate metrics`)") \
+            from exc
+    if "eps" in match.values:
+        threat = _threat_of(doc, path, match, threats)
+        label = match.values["eps"]
+        known = [e.label for e in threat.eps]
+        if label not in known:
             raise doc.error(path, f"asks for radius {label!r}, which the {threat.norm} threat "
-                                  f"model does not list (eps: {', '.join(labels)})")
-    return raw
+                                  f"model does not list (eps: {', '.join(known)})")
+    return raw, match
 
 
-def _threat_of(key: str, threats: tuple[ThreatModel, ...]) -> ThreatModel:
-    """Adversarial metrics of a secondary threat model are norm-qualified (``l2.…``)."""
-    first = key.split(".", 1)[0]
-    return next((t for t in threats[1:] if t.norm == first), threats[0])
+def _threat_of(doc: Located, path: Path, match: catalogue.Match,
+               threats: tuple[ThreatModel, ...]) -> ThreatModel:
+    """Per-radius metrics follow the primary threat model, or the secondary one whose norm
+    qualifies the key (``adversarial.l2.robust_accuracy@0.5``)."""
+    norm = match.values.get("norm")
+    if norm is None:
+        return threats[0]
+    found = next((t for t in threats[1:] if t.norm == norm), None)
+    if found is None:
+        raise doc.error(path, f"names a secondary {norm} threat model, which the standard does "
+                              f"not declare (threat models: "
+                              f"{', '.join(t.norm for t in threats)}; the first one's metrics "
+                              "are not norm-qualified)")
+    return found
+
+
+def _comparator_fits(doc: Located, path: Path, metric: str, op: str,
+                     spec: catalogue.MetricSpec) -> None:
+    if spec.bound == "exact":
+        return
+    wanted = (">=", ">") if spec.direction == "higher" else ("<=", "<")
+    if op not in wanted:
+        raise doc.error(path, (
+            f"{op!r} cannot be judged on {metric}: the reported value is {_article(spec.bound)} "
+            f"{spec.bound} bound on the true one and {spec.direction} is better, so only "
+            f"{' or '.join(wanted)} is meaningful"))
+
+
+def _article(bound: str) -> str:
+    return "an" if bound[0] in "aeiou" else "a"
 
 
 def _shown(raw: Any) -> str:
