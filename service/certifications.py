@@ -23,10 +23,12 @@ from service.jobstore import tenant_backlog
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
-from verifiers.data import check_against_model, resolve_domain
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
+from verifiers.pipeline import intake
 from verifiers.scorecard import tool_version
+from verifiers.standards import Standard
+from verifiers.units import InputMapping, parse_mapping
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,23 @@ class Submitted:
 
 def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_name: str,
            seed: int = 0, input_low: float | None = None, input_high: float | None = None,
-           ood: Upload | None = None) -> Submitted:
+           ood: Upload | None = None, input_mean: str | None = None,
+           input_std: str | None = None) -> Submitted:
     standard = standards_catalog.resolve(standard_name, svc.db, tenant_id)
+    try:
+        mapping = parse_mapping(input_mean, input_std)
+    except DataError as exc:
+        raise ApiError(422, "invalid_input_mapping", str(exc)) from exc
+    mapping_row = None if mapping is None else {"mean": list(mapping.mean),
+                                                "std": list(mapping.std)}
     staged: list[Staged] = []
     try:
         staged.append(_stage(svc, model, "model"))
         staged.append(_stage(svc, data, "data"))
         if ood is not None:
             staged.append(_stage(svc, ood, "ood"))
-        info, n_samples, n_ood = _validate(staged, input_low, input_high)
+        info, n_samples, n_ood = _validate(staged, standard.standard, input_low, input_high,
+                                           mapping)
         keys = [svc.blobs.commit(item) for item in staged]
     finally:
         for item in staged:
@@ -72,7 +82,8 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                 filename=ood.filename[:256], n_samples=n_ood)
             standard_row = standards_catalog.record_for(s, standard)
             same = _identical(s, tenant_id, model_row.id, data_row.id, standard_row.id,
-                              ood_row.id if ood_row else None, seed, input_low, input_high)
+                              ood_row.id if ood_row else None, seed, input_low, input_high,
+                              mapping_row)
             if same is not None:
                 return Submitted(same, reused=True)
             job = Certification(id=job_id, tenant_id=tenant_id, model_id=model_row.id,
@@ -80,7 +91,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                                 ood_dataset_id=ood_row.id if ood_row else None,
                                 status="queued", stage="queued", progress=0.0, seed=seed,
                                 input_low=input_low, input_high=input_high,
-                                cancel_requested=False)
+                                input_mapping=mapping_row, cancel_requested=False)
             s.add(job)
             # Fairness: a tenant with many jobs in flight queues behind one with few.
             backlog = tenant_backlog(s, tenant_id, job_id)
@@ -100,7 +111,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
 
 def _identical(s: Session, tenant_id: int, model_id: int, dataset_id: int, standard_id: int,
                ood_id: int | None, seed: int, low: float | None,
-               high: float | None) -> str | None:
+               high: float | None, mapping: dict[str, Any] | None) -> str | None:
     """An earlier job of this tenant on the same hashes, seed and range, by this tool version,
     queued, running or succeeded: same inputs, same seed, same version -> same metrics."""
 
@@ -118,6 +129,8 @@ def _identical(s: Session, tenant_id: int, model_id: int, dataset_id: int, stand
                Certification.cancel_requested.is_(False))
         .order_by(Certification.created_at.desc())).all()
     for job in candidates:
+        if (job.input_mapping or None) != mapping:
+            continue
         if job.status != "succeeded" or (job.scorecard or {}).get("tool", {}).get(
                 "version") == tool_version():
             return job.id
@@ -132,8 +145,8 @@ def _stage(svc: Services, upload: Upload, field: str) -> Staged:
                        f"{field} file exceeds the upload limit of {exc.limit} bytes") from exc
 
 
-def _validate(staged: list[Staged], low: float | None,
-              high: float | None) -> tuple[dict[str, Any], int, int]:
+def _validate(staged: list[Staged], standard: Standard, low: float | None, high: float | None,
+              mapping: InputMapping | None) -> tuple[dict[str, Any], int, int]:
     """(model info, evaluation samples, OOD samples): every upload checked before any is kept."""
     staged_model, staged_data = staged[0], staged[1]
     try:
@@ -144,19 +157,21 @@ def _validate(staged: list[Staged], low: float | None,
         eval_set = load_eval_set(staged_data.read_bytes())
     except DataError as exc:
         raise ApiError(422, "invalid_dataset", f"evaluation set refused: {exc}") from exc
-    try:
-        check_against_model(eval_set, loaded.info.input_shape, loaded.num_classes)
-        domain = resolve_domain(eval_set, low, high)
-    except DataError as exc:
-        raise ApiError(422, "dataset_mismatch", f"evaluation set refused: {exc}") from exc
-    n_ood = 0
+    ood_x = None
     if len(staged) > 2:
         try:
             ood_x = load_ood_x(staged[2].read_bytes())
-            user_suite(ood_x, eval_set.x.shape[1:], domain)
+            user_suite(ood_x, eval_set.x.shape[1:], None)
         except DataError as exc:
             raise ApiError(422, "invalid_ood_set", f"OOD set refused: {exc}") from exc
-        n_ood = len(ood_x)
+    try:  # the pipeline's own intake: the same refusals as a run would make
+        intake(staged_model.read_bytes(), eval_set, standard, (low, high), ood_x, mapping,
+               loaded=loaded)
+    except DataError as exc:
+        raise ApiError(422, "dataset_mismatch", f"evaluation set refused: {exc}") from exc
+    except IntakeError as exc:
+        raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
+    n_ood = 0 if ood_x is None else len(ood_x)
     return loaded.info.as_dict() | {"num_classes": loaded.num_classes}, len(eval_set), n_ood
 
 

@@ -64,7 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--standard", required=True,
                        help="standard name" + (" or YAML file" if name == "certify" else ""))
         c.add_argument("--seed", type=int, default=0)
-        c.add_argument("--input-range", type=float, nargs=2, metavar=("LOW", "HIGH"))
+        c.add_argument("--input-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                       help="the input range, for a standard that declares no input domain")
+        c.add_argument("--mean", type=_numbers, metavar="M[,M,...]",
+                       help="how the model's inputs map to the standard's units: standard "
+                            "units = x * std + mean (one value, or one per channel)")
+        c.add_argument("--std", type=_numbers, metavar="S[,S,...]", help="see --mean")
         c.add_argument("--ood", type=Path, help="your own OOD inputs: .npz with x")
         c.add_argument("--junit", type=Path, help="write JUnit XML here")
         c.add_argument("--json", type=Path, dest="json_out", help="write the scorecard here")
@@ -117,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", type=Path, help="keep the service's data here")
     d.set_defaults(handler=admin.demo)
     return p
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")\
+            from None
 
 
 if __name__ == "__main__":

@@ -48,8 +48,13 @@ class Client:
 
     def submit(self, model: Path, data: Path, standard: str, *, seed: int = 0,
                input_range: tuple[float, float] | None = None,
-               ood: Path | None = None) -> dict[str, Any]:
+               ood: Path | None = None, mean: list[float] | None = None,
+               std: list[float] | None = None) -> dict[str, Any]:
         form: dict[str, str] = {"standard": standard, "seed": str(seed)}
+        if mean is not None:
+            form["input_mean"] = ",".join(repr(float(v)) for v in mean)
+        if std is not None:
+            form["input_std"] = ",".join(repr(float(v)) for v in std)
         if input_range is not None:
             form["input_low"], form["input_high"] = (str(v) for v in input_range)
         with ExitStack() as stack:

@@ -99,13 +99,14 @@ class SqlJobStore:
             ood = s.get(Dataset, job.ood_dataset_id) if job.ood_dataset_id else None
             started = _aware(job.started_at).timestamp() if job.started_at else 0.0
             spec_meta = (model.storage_key, dataset.storage_key, standard.document, job.seed,
-                         job.input_low, job.input_high, ood.storage_key if ood else None)
-        model_key, dataset_key, document, seed, low, high, ood_key = spec_meta
+                         job.input_low, job.input_high, ood.storage_key if ood else None,
+                         job.input_mapping)
+        model_key, dataset_key, document, seed, low, high, ood_key, mapping = spec_meta
         return JobSpec(job_id=job_id, model_bytes=self.blobs.read(model_key),
                        dataset_bytes=self.blobs.read(dataset_key), standard_document=document,
                        seed=seed, input_low=low, input_high=high,
                        ood_bytes=self.blobs.read(ood_key) if ood_key else None,
-                       started_at=started)
+                       started_at=started, input_mapping=mapping)
 
     def heartbeat(self, job_id: str) -> None:
         with self.db.session() as s:

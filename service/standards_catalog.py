@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from service.db import Database, StandardRecord
 from service.errors import ApiError
 from verifiers import Standard, StandardError, builtin_standards, parse_standard
+from verifiers.standards import builtin_versions
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 
@@ -51,6 +52,10 @@ def resolve(name: str, db: Database | None = None, tenant_id: int | None = None)
     std = catalogue.get(base)
     if std is not None and version in (None, std.version):
         return Resolved(std, None)
+    if std is not None and version is not None:
+        older = builtin_versions(base).get(version)
+        if older is not None:
+            return Resolved(older, None)
     known = sorted(catalogue) + (_own_names(db, tenant_id) if db and tenant_id else [])
     raise ApiError(422, "unknown_standard",
                    f"unknown standard {name!r}; known: {', '.join(sorted(set(known)))}")

@@ -1,1 +1,2 @@
-"""The built-in standards catalogue: one YAML document per standard in this folder."""
+"""The built-in standards: the latest version of each in this folder, one YAML document each;
+earlier versions in ``history/`` as ``NAME@VERSION.yaml`` (stored standards never change)."""

@@ -7,10 +7,14 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verifiers.errors import DataError
+
+if TYPE_CHECKING:  # the standards package imports this module
+    from verifiers.standards.spec import DomainSpec
 
 
 @dataclass(frozen=True)
@@ -84,24 +88,55 @@ def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "") -> EvalSet:
     return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256)
 
 
-def resolve_domain(eval_set: EvalSet, low: float | None, high: float | None) -> InputDomain:
-    """The declared input range, or [0, 1] when the data fits in it, else the data's range.
+def resolve_domain(eval_set: EvalSet, declared: DomainSpec | None, low: float | None = None,
+                   high: float | None = None, *, mapped: bool = False,
+                   standard: str = "the standard") -> InputDomain:
+    """The box the standard's eps are measured in; every sample must lie in it.
 
-    Every sample must lie in the declared range: a perturbation set that starts outside the
-    valid inputs would certify nothing meaningful.
+    ``declared`` is the standard's input domain (None for an older document that declares
+    none); ``low``/``high`` an input range the submission declares. Nothing is guessed: a
+    standard without a domain needs the submission's range, and a submission's range cannot
+    contradict the standard's. ``mapped``: the data was mapped by the submission's mean/std.
     """
-    x_min, x_max = float(eval_set.x.min()), float(eval_set.x.max())
-    if low is None and high is None:
-        low, high = (0.0, 1.0) if x_min >= 0.0 and x_max <= 1.0 else (x_min, x_max)
-    elif low is None or high is None:
+    if (low is None) != (high is None):
         raise DataError("give both ends of the input range, or neither")
-    domain = InputDomain(float(low), float(high))
+    given = None if low is None or high is None else InputDomain(float(low), float(high))
+    x_min, x_max = float(eval_set.x.min()), float(eval_set.x.max())
+    if declared is not None and not declared.from_data:
+        assert declared.low is not None and declared.high is not None
+        domain = InputDomain(declared.low, declared.high)
+        if given is not None and given != domain:
+            raise DataError(f"input range [{given.low:g}, {given.high:g}] contradicts "
+                            f"{standard}, whose eps are measured in {declared.describe()}; "
+                            "drop the range, or map the model's units with --mean/--std")
+    elif given is not None:
+        domain = given
+    elif declared is not None:  # declared as the data's own range (tabular inputs)
+        if x_min >= x_max:
+            raise DataError("the evaluation inputs are all equal; the standard takes its input "
+                            "domain from their range, which is empty")
+        domain = InputDomain(x_min, x_max)
+    else:
+        raise DataError(f"{standard} declares no input domain (written before domains were "
+                        "declared), so its eps have no units: give the input range the model "
+                        "accepts (--input-range LOW HIGH; API input_low, input_high), or use "
+                        "a standard that declares its domain")
     if x_min < domain.low or x_max > domain.high:
-        raise DataError(
-            f"evaluation inputs span [{x_min:g}, {x_max:g}], outside the declared input range "
+        after = " after the declared mapping (standard units = x * std + mean)" if mapped \
+            else ""
+        where = declared.describe() if declared is not None and given is None else \
             f"[{domain.low:g}, {domain.high:g}]"
-        )
+        raise DataError(f"evaluation inputs span [{x_min:g}, {x_max:g}]{after}, outside the "
+                        f"input domain of {standard}: {where}. {_domain_hint(mapped)}")
     return domain
+
+
+def _domain_hint(mapped: bool) -> str:
+    if mapped:
+        return ("Check the declared mean and std: they must take the model's inputs to the "
+                "standard's units")
+    return "If the model takes normalised inputs, declare how they map to the standard's " \
+        "units: --mean M --std S (API input_mean, input_std; standard units = x * std + mean)"
 
 
 def check_against_model(eval_set: EvalSet, input_shape: list[int | str | None],

@@ -11,6 +11,7 @@ an in-process run gives (``robustgate certify`` runs the same steps in one proce
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -22,9 +23,10 @@ import torch
 
 from verifiers.checks import AFTER_ATTACKS, BATTERY, PREPARE, RunContext, adversarial, fidelity
 from verifiers.checks.attack_evidence import ChunkEvidence
-from verifiers.data import EvalSet, check_against_model, resolve_domain
+from verifiers.data import EvalSet, InputDomain, check_against_model, resolve_domain
 from verifiers.errors import Cancelled
-from verifiers.model import load_model
+from verifiers.model import LoadedModel, load_model
+from verifiers.model.mapped import load_mapped
 from verifiers.ood import user_suite
 from verifiers.scorecard import (
     SCHEMA_VERSION,
@@ -35,6 +37,7 @@ from verifiers.scorecard import (
     tool_version,
 )
 from verifiers.standards import Standard, evaluate
+from verifiers.units import InputMapping
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,18 @@ def _no_progress(_fraction: float, _stage: str) -> None:
 def certify(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: int = 0,
             input_range: tuple[float | None, float | None] = (None, None),
             progress: Progress = _no_progress, device: str | None = None,
-            batch_size: int = 256, ood_x: np.ndarray | None = None) -> dict[str, Any]:
+            batch_size: int = 256, ood_x: np.ndarray | None = None,
+            mapping: InputMapping | None = None) -> dict[str, Any]:
     """Run the battery in this process and return the scorecard (a JSON-ready dict).
 
     ``ood_x``: optional out-of-distribution inputs of the user's, an extra OOD suite.
+    ``mapping``: how the model's input units map to the standard's (verifiers.units); the
+    evaluation and OOD sets are in the model's units.
     """
     started = time.time()
     ctx = prepare(model_bytes, eval_set, standard, seed=seed, input_range=input_range,
-                  progress=progress, device=device, batch_size=batch_size, ood_x=ood_x)
+                  progress=progress, device=device, batch_size=batch_size, ood_x=ood_x,
+                  mapping=mapping)
     lo_p, hi_p = ATTACK_SPAN
     ctx.progress = lambda f: progress(lo_p + (hi_p - lo_p) * f, adversarial.NAME)
     chunks = adversarial.attack_all_chunks(ctx)
@@ -74,24 +81,47 @@ def _device(device: str | None) -> torch.device:
 
 def _context(model_bytes: bytes, eval_set: EvalSet, standard: Standard, seed: int,
              input_range: tuple[float | None, float | None], device: str | None,
-             batch_size: int, ood_x: np.ndarray | None) -> RunContext:
-    model = load_model(model_bytes)
-    check_against_model(eval_set, model.info.input_shape, model.num_classes)
-    domain = resolve_domain(eval_set, *input_range)
-    if ood_x is not None:
-        user_suite(ood_x, eval_set.x.shape[1:], domain)  # refuse a bad set before any work
+             batch_size: int, ood_x: np.ndarray | None,
+             mapping: InputMapping | None) -> RunContext:
+    model, eval_set, domain, ood_x = intake(model_bytes, eval_set, standard, input_range,
+                                            ood_x, mapping)
     return RunContext(model=model, eval_set=eval_set, standard=standard, domain=domain,
-                      device=_device(device), seed=seed, batch_size=batch_size, ood_x=ood_x)
+                      device=_device(device), seed=seed, batch_size=batch_size, ood_x=ood_x,
+                      mapping=mapping)
+
+
+def intake(model_bytes: bytes, eval_set: EvalSet, standard: Standard,
+           input_range: tuple[float | None, float | None] = (None, None),
+           ood_x: np.ndarray | None = None, mapping: InputMapping | None = None, *,
+           loaded: LoadedModel | None = None
+           ) -> tuple[LoadedModel, EvalSet, InputDomain, np.ndarray | None]:
+    """Everything refused before any work, in the standard's units: (model, evaluation set,
+    input domain, OOD inputs). The API runs the same function on an upload (``loaded``: the
+    upload, when it was already accepted by intake)."""
+    model = loaded or load_model(model_bytes)
+    check_against_model(eval_set, model.info.input_shape, model.num_classes)
+    if mapping is not None:
+        model = load_mapped(model_bytes, model, mapping)
+        eval_set = dataclasses.replace(eval_set, x=mapping.to_standard(eval_set.x))
+    label = f"standard {standard.name} v{standard.version}"
+    domain = resolve_domain(eval_set, standard.input_domain, *input_range,
+                            mapped=mapping is not None, standard=label)
+    if ood_x is not None:
+        user_suite(ood_x, eval_set.x.shape[1:], None)  # refuse a bad set before any work
+        if mapping is not None:
+            ood_x = mapping.to_standard(ood_x)
+    return model, eval_set, domain, ood_x
 
 
 def prepare(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: int = 0,
             input_range: tuple[float | None, float | None] = (None, None),
             progress: Progress = _no_progress, device: str | None = None,
-            batch_size: int = 256, ood_x: np.ndarray | None = None) -> RunContext:
+            batch_size: int = 256, ood_x: np.ndarray | None = None,
+            mapping: InputMapping | None = None) -> RunContext:
     """Intake, then the clean and fidelity checks: a context ready for the attacks."""
     progress(0.0, "intake")
     ctx = _context(model_bytes, eval_set, standard, seed, input_range, device, batch_size,
-                   ood_x)
+                   ood_x, mapping)
     _run_checks(ctx, PREPARE, PREPARE_SPAN, progress)
     return ctx
 
@@ -109,12 +139,12 @@ def save_prepared(ctx: RunContext) -> bytes:
 def restore(prepared: bytes, model_bytes: bytes, eval_set: EvalSet, standard: Standard, *,
             seed: int = 0, input_range: tuple[float | None, float | None] = (None, None),
             device: str | None = None, batch_size: int = 256,
-            ood_x: np.ndarray | None = None) -> RunContext:
+            ood_x: np.ndarray | None = None, mapping: InputMapping | None = None) -> RunContext:
     """The context :func:`prepare` returned, rebuilt in another process without re-running
     the clean and fidelity checks (intake runs again: the model bytes are still untrusted)."""
     saved = json.loads(prepared)
     ctx = _context(model_bytes, eval_set, standard, seed, input_range, device, batch_size,
-                   ood_x)
+                   ood_x, mapping)
     for name, result in saved["checks"].items():
         ctx.results[name] = CheckResult(name, **result)
     ctx.correct = np.zeros(len(eval_set), dtype=bool)
@@ -158,7 +188,10 @@ def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
         "model": model.info.as_dict() | {"num_classes": model.num_classes},
         "dataset": {"sha256": eval_set.sha256, "n_samples": len(eval_set),
                     "sample_shape": list(eval_set.x.shape[1:]),
-                    "input_range": [domain.low, domain.high]},
+                    "input_range": [domain.low, domain.high],
+                    "input_domain": standard.input_domain.as_dict()
+                    if standard.input_domain else None,
+                    "input_mapping": ctx.mapping.as_dict() if ctx.mapping else None},
         "standard": standard.summary(),
         "seed": ctx.seed,
         "hardware": hardware() | {"device": str(ctx.device)},

@@ -16,6 +16,8 @@ class JobSpec:
     input_low: float | None
     input_high: float | None
     ood_bytes: bytes | None = None  # the user's OOD set (npz with x), if one was uploaded
+    # How the model's input units map to the standard's ({"mean": [...], "std": [...]}).
+    input_mapping: dict[str, list[float]] | None = None
     started_at: float = 0.0         # epoch seconds the job first started (for total time)
 
 

@@ -44,6 +44,7 @@ from verifiers.pipeline import (
     save_prepared,
 )
 from verifiers.plan import attack_chunks
+from verifiers.units import InputMapping, parse_mapping
 from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, priority_for
 from workers.oom import halving_on_oom
 from workers.store import JobSpec, JobStore
@@ -103,6 +104,7 @@ def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
         if store.part(job_id, PREPARE_PART) is None:
             ctx = prepare(spec.model_bytes, eval_set, standard, seed=spec.seed,
                           input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
+                          mapping=_mapping(spec),
                           progress=_reporter(store, job_id, advance=False))
             store.finish_part(job_id, PREPARE_PART, save_prepared(ctx))
         shards = len(attack_chunks(len(eval_set)))
@@ -224,7 +226,13 @@ def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x)
     if prepared is None:
         raise VerifierError("the job's prepare step left no result")
     return restore(prepared, spec.model_bytes, eval_set, standard, seed=spec.seed,
-                   input_range=(spec.input_low, spec.input_high), ood_x=ood_x)
+                   input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
+                   mapping=_mapping(spec))
+
+
+def _mapping(spec: JobSpec) -> InputMapping | None:
+    raw = spec.input_mapping
+    return None if not raw else parse_mapping(raw["mean"], raw["std"])
 
 
 def _reporter(store: JobStore, job_id: str, *, advance: bool,

@@ -25,6 +25,10 @@ def create_certification(
     standard: str = Form(..., description="name of the standard, see GET /v1/standards"),
     input_low: float | None = Form(None, description="lowest valid input value"),
     input_high: float | None = Form(None, description="highest valid input value"),
+    input_mean: str | None = Form(None, description=(
+        "how the model's input units map to the standard's: standard units = x * std + "
+        "mean; comma-separated, one number or one per channel")),
+    input_std: str | None = Form(None, description="see input_mean; every value > 0"),
     seed: int = Form(0, ge=0, le=2**31 - 1),
     ood: UploadFile | None = File(None, description="optional OOD inputs: .npz with x"),
 ) -> JSONResponse:
@@ -33,6 +37,7 @@ def create_certification(
         Upload(model.file, model.filename or "model.onnx"),
         Upload(data.file, data.filename or "data.npz"),
         standard, seed=seed, input_low=input_low, input_high=input_high,
+        input_mean=input_mean, input_std=input_std,
         ood=Upload(ood.file, ood.filename or "ood.npz") if ood is not None else None)
     body = certifications.get(request.app.state.services, _tenant(request), job.id)
     # 200 with the earlier job when an identical submission exists; 202 for new work.

@@ -30,7 +30,7 @@ def submit(args: argparse.Namespace) -> int:
         with Client(args.server, args.token) as client:
             job = client.submit(args.model, args.data, args.standard, seed=args.seed,
                                 input_range=tuple(args.input_range) if args.input_range else None,
-                                ood=args.ood)
+                                ood=args.ood, mean=args.mean, std=args.std)
             print(f"submitted {job['id']} ({job['status']})", file=sys.stderr)
             if not args.wait:
                 print(job["id"])
@@ -72,6 +72,7 @@ def _download_reports(client, job_id: str, folder: Path, card: dict) -> None:
 def certify(args: argparse.Namespace) -> int:
     from verifiers import VerifierError, certify, get_builtin, load_eval_set, parse_standard
     from verifiers.ood import load_ood_x
+    from verifiers.units import parse_mapping
 
     if problem := _check_inputs(args):
         return fail(problem)
@@ -85,6 +86,7 @@ def certify(args: argparse.Namespace) -> int:
                        seed=args.seed,
                        input_range=tuple(args.input_range) if args.input_range else (None, None),
                        ood_x=load_ood_x(args.ood) if args.ood is not None else None,
+                       mapping=parse_mapping(args.mean, args.std),
                        progress=lambda f, stage: bar.update(
                            {"status": "running", "stage": stage, "progress": f}))
     except VerifierError as exc:

@@ -125,6 +125,8 @@ class Certification(Base):
     seed: Mapped[int] = mapped_column(Integer, default=0)
     input_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     input_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # How the model's input units map to the standard's: {"mean": [...], "std": [...]}.
+    input_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Liveness: a running job's worker beats; the watchdog re-queues a job whose beat stopped.
     attempts: Mapped[int] = mapped_column(Integer, default=0)

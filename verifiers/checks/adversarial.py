@@ -74,7 +74,7 @@ def attack_all_chunks(ctx: RunContext) -> list[ChunkEvidence]:
 def attack_surface(ctx: RunContext) -> tuple[masking.AttackSurface, Target]:
     surf = ctx.attack_surface()
     target = Target(surf.module, ctx.model.runner, ctx.model.info.output_kind, ctx.device,
-                    surf.eot, reference=ctx.model.original)
+                    surf.eot, reference=ctx.model.original, logits=ctx.logits_runner())
     return surf, target
 
 

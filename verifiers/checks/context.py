@@ -14,9 +14,10 @@ from verifiers.attacks.masking import AttackSurface
 from verifiers.bounds.graph import BoundGraph, build_graph
 from verifiers.data import EvalSet, InputDomain
 from verifiers.errors import IntakeError
-from verifiers.model import LoadedModel
+from verifiers.model import LoadedModel, OnnxRunner, logits_graph
 from verifiers.scorecard import CheckResult
 from verifiers.standards import Standard
+from verifiers.units import InputMapping
 
 
 @dataclass
@@ -40,11 +41,14 @@ class RunContext:
     per_sample: dict[str, Any] = field(default_factory=dict)
     # Optional user-uploaded OOD inputs (npz ``x``, same sample shape as the evaluation set).
     ood_x: np.ndarray | None = None
+    # How the model's input units map to the standard's (already in front of ``model``).
+    mapping: InputMapping | None = None
 
     _bound_graph: BoundGraph | None = field(default=None, repr=False)
     _surface: tuple[torch.nn.Module | None, AttackSurface] | None = field(default=None,
                                                                           repr=False)
     _graph_error: IntakeError | None = field(default=None, repr=False)
+    _logits: tuple[OnnxRunner | None] | None = field(default=None, repr=False)
 
     def bound_graph(self) -> BoundGraph:
         """The bound engine's graph of the model, built once per run and shared by the checks
@@ -69,6 +73,18 @@ class RunContext:
                 self.model.proto, self.model.info.output_name, self.module,
                 self.white_box_reason, probe, self.standard.budget.eot))
         return self._surface[1]
+
+    def logits_runner(self) -> OnnxRunner | None:
+        """onnxruntime on the graph with a Softmax head cut (None when the model outputs
+        logits or log-probabilities already, or has no head to cut), built once per run."""
+        if self._logits is None:
+            runner = None
+            if self.model.info.output_kind == "probabilities":
+                graph, cut = logits_graph(self.model.proto, self.model.info.output_kind)
+                if cut:
+                    runner = OnnxRunner(graph.SerializeToString(), self.model.info)
+            self._logits = (runner,)
+        return self._logits[0]
 
     def generator(self, salt: int) -> torch.Generator:
         """A seeded generator per check, so adding a check never shifts another's randomness."""

@@ -19,8 +19,8 @@ from verifiers.checks.context import RunContext
 from verifiers.checks.registry import Check, register
 from verifiers.data import InputDomain
 from verifiers.errors import IntakeError
-from verifiers.model import OnnxRunner, fidelity, logits_graph, to_torch
-from verifiers.model.convert import LogitsView
+from verifiers.model import OnnxRunner, logits_graph, to_torch
+from verifiers.model.convert import Agreement, LogitsView, agreement
 from verifiers.scorecard import CheckResult
 
 NAME = "fidelity"
@@ -54,41 +54,56 @@ def run(ctx: RunContext) -> CheckResult:
                "points_perturbation": len(x_pert), "perturbation_eps": eps,
                "perturbation_set": "uniform in Linf ball of the largest eps ∩ input range",
                "output_kind": info.output_kind, "logits_from": info.logits_from}
+    unit = ctx.standard.fidelity_unit
     try:
         module = to_torch(ctx.model.proto, info.output_kind, ctx.device)
-        metrics = {
-            "max_abs_diff_eval": fidelity(ctx.model.runner, module, x_eval, ctx.device),
-            "max_abs_diff_perturbation": fidelity(ctx.model.runner, module, x_pert, ctx.device),
-        }
+        measured = {"eval": agreement(ctx.model.runner, module, x_eval, ctx.device),
+                    "perturbation": agreement(ctx.model.runner, module, x_pert, ctx.device)}
         if isinstance(module, LogitsView) and module.head_cut:
             # The analyses read logits: compare them with onnxruntime on the cut graph too.
             graph, _ = logits_graph(ctx.model.proto, info.output_kind)
             logits_runner = OnnxRunner(graph.SerializeToString(), info)
-            metrics["max_abs_diff_logits"] = max(
-                fidelity(logits_runner, module, x, ctx.device, space="logits")
-                for x in (x_eval, x_pert))
+            measured["logits"] = _worst([agreement(logits_runner, module, x, ctx.device,
+                                                   space="logits") for x in (x_eval, x_pert)])
     except IntakeError as exc:
         ctx.white_box_reason = f"no faithful torch conversion ({exc}); white-box analyses not run"
         return CheckResult(NAME, status="inconclusive", reason=str(exc), details=details,
                            seconds=time.perf_counter() - t0)
-    diff = max(metrics.values())
-    if not math.isfinite(diff):  # NaN/inf on one side only; keep the scorecard valid JSON
+    metrics: dict[str, float] = {}
+    for where, a in measured.items():
+        metrics[declared.MAX_ABS_WHERE.key(where=where)] = a.max_abs
+        metrics[declared.MAX_REL_WHERE.key(where=where)] = a.max_rel
+    worst = _worst(list(measured.values()))
+    details |= {"unit": unit, "judged": "max_rel_diff" if unit == "relative" else "max_abs_diff",
+                "relative_to": "each sample's output range (max - min of onnxruntime's "
+                               "outputs)"}
+    judged = worst.max_rel if unit == "relative" else worst.max_abs
+    if not math.isfinite(judged):  # NaN/inf on one side only; keep the scorecard valid JSON
         reason = "torch conversion gives non-finite outputs where onnxruntime does not"
         ctx.white_box_reason = f"{reason}; white-box analyses not run"
         finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
         return CheckResult(NAME, status="inconclusive", reason=reason, metrics=finite,
                            details=details, seconds=time.perf_counter() - t0)
-    metrics = {"max_abs_diff": diff, **metrics, "tolerance": tolerance}
-    if diff <= tolerance:
+    metrics = {"max_abs_diff": worst.max_abs, "max_rel_diff": worst.max_rel,
+               "prediction_agreement": worst.same_prediction, **metrics,
+               "tolerance": tolerance}
+    if judged <= tolerance:
         ctx.module = module
         ctx.white_box_reason = ""
     else:
-        worst = max((k for k in metrics if k.startswith("max_abs_diff_")), key=metrics.get)
+        key = "max_rel_diff_" if unit == "relative" else "max_abs_diff_"
+        where = max((k for k in metrics if k.startswith(key)), key=metrics.get)
+        shown = "of the output range" if unit == "relative" else "in output units"
         ctx.white_box_reason = (
-            f"torch conversion differs from onnxruntime by {diff:.3g} ({worst}) > tolerance "
-            f"{tolerance:.3g}; white-box results are not trusted")
+            f"torch conversion differs from onnxruntime by {judged:.3g} {shown} ({where}) > "
+            f"tolerance {tolerance:.3g}; white-box results are not trusted")
     return CheckResult(NAME, metrics=metrics, details=details,
                        seconds=time.perf_counter() - t0)
+
+
+def _worst(found: list[Agreement]) -> Agreement:
+    return Agreement(max(a.max_abs for a in found), max(a.max_rel for a in found),
+                     min(a.same_prediction for a in found), sum(a.rows for a in found))
 
 
 def restore_module(ctx: RunContext, white_box_reason: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -115,12 +116,25 @@ def torch_scores(module: nn.Module, x: np.ndarray, device: torch.device,
     return np.concatenate(outs, axis=0)
 
 
-def fidelity(runner: OnnxRunner, module: nn.Module, x: np.ndarray,
-             device: torch.device, space: str = "scores") -> float:
-    """max |onnxruntime - torch| over the given inputs.
+@dataclass(frozen=True)
+class Agreement:
+    """How far the torch conversion is from onnxruntime on some inputs."""
 
-    ``space="scores"`` compares what the model outputs; ``"logits"`` compares the module's
-    logits with a runner on :func:`logits_graph` of the model.
+    max_abs: float          # max |onnxruntime - torch|, output units
+    max_rel: float          # max over rows of that row's max diff / its output range
+    same_prediction: float  # fraction of rows where both predict the same class
+    rows: int
+
+
+def agreement(runner: OnnxRunner, module: nn.Module, x: np.ndarray, device: torch.device,
+              space: str = "scores") -> Agreement:
+    """onnxruntime vs torch on ``x``, in absolute and in relative terms.
+
+    The relative figure divides each row's largest difference by that row's output range
+    (max - min of onnxruntime's outputs), so it does not grow with the logits' scale: a
+    network with logits around 1,000 differs from its float32 conversion by ~1e-3 in output
+    units and ~1e-6 of its range. ``space="scores"`` compares what the model outputs;
+    ``"logits"`` compares the module's logits with a runner on :func:`logits_graph`.
     """
     try:
         reference = runner.run(x)
@@ -134,10 +148,29 @@ def fidelity(runner: OnnxRunner, module: nn.Module, x: np.ndarray,
         raise IntakeError(
             f"converted model outputs shape {converted.shape}, onnxruntime {reference.shape}"
         )
-    ref, got = reference.astype(np.float64), converted.astype(np.float64)
+    if reference.size == 0:
+        return Agreement(0.0, 0.0, 1.0, 0)
+    ref = reference.astype(np.float64).reshape(len(reference), -1)
+    got = converted.astype(np.float64).reshape(len(converted), -1)
     same = (ref == got) | (np.isnan(ref) & np.isnan(got))  # equal infinities and NaNs agree
     with np.errstate(invalid="ignore"):
         diff = np.where(same, 0.0, np.abs(ref - got))
     if not np.all(np.isfinite(diff)):
-        return float("inf")  # one side finite, the other not: no agreement
-    return float(diff.max()) if diff.size else 0.0
+        inf = float("inf")  # one side finite, the other not: no agreement
+        return Agreement(inf, inf, 0.0, len(ref))
+    row_diff = diff.max(axis=1)
+    with np.errstate(invalid="ignore"):
+        span = np.nanmax(ref, axis=1) - np.nanmin(ref, axis=1)
+    span = np.where(np.isfinite(span), span, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(row_diff == 0, 0.0, row_diff / np.where(span > 0, span, 0.0))
+    predicted = np.nanargmax(np.nan_to_num(ref, nan=-np.inf), axis=1) == \
+        np.nanargmax(np.nan_to_num(got, nan=-np.inf), axis=1)
+    return Agreement(float(row_diff.max()), float(rel.max()), float(predicted.mean()),
+                     len(ref))
+
+
+def fidelity(runner: OnnxRunner, module: nn.Module, x: np.ndarray,
+             device: torch.device, space: str = "scores") -> float:
+    """max |onnxruntime - torch| over the given inputs (see :func:`agreement`)."""
+    return agreement(runner, module, x, device, space).max_abs

@@ -191,8 +191,9 @@ def build_suites(x_id: np.ndarray, domain: InputDomain, cfg: OodConfig,
 
 
 def user_suite(x_user: np.ndarray, sample_shape: tuple[int, ...],
-               domain: InputDomain) -> OodSuite:
-    """The uploaded OOD set, validated against the evaluation set's sample shape."""
+               domain: InputDomain | None) -> OodSuite:
+    """The uploaded OOD set, validated against the evaluation set's sample shape (``domain``
+    None: validate only, before the domain is known)."""
     if not np.issubdtype(x_user.dtype, np.floating):
         raise DataError(f"OOD set 'x' must be a float array, got dtype {x_user.dtype}")
     if tuple(x_user.shape[1:]) != tuple(sample_shape) or len(x_user) == 0:
@@ -200,6 +201,7 @@ def user_suite(x_user: np.ndarray, sample_shape: tuple[int, ...],
                         f"{list(sample_shape)} (the evaluation set's sample shape), N >= 1")
     if not np.all(np.isfinite(x_user)):
         raise DataError("OOD set 'x' contains NaN or infinite values")
-    inside = bool(x_user.min() >= domain.low and x_user.max() <= domain.high)
+    inside = domain is not None and bool(x_user.min() >= domain.low
+                                         and x_user.max() <= domain.high)
     return OodSuite("user", np.ascontiguousarray(x_user, dtype=np.float32),
                     "the OOD set uploaded with the job", inside)

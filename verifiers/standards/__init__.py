@@ -13,7 +13,12 @@ Modules: ``spec`` (the typed standard), ``located`` (YAML with line numbers), ``
 rules), ``parse`` (``parse_standard``), ``builtin`` (the built-ins), ``evaluate`` (verdict).
 """
 
-from verifiers.standards.builtin import builtin_dir, builtin_standards, get_builtin
+from verifiers.standards.builtin import (
+    builtin_dir,
+    builtin_standards,
+    builtin_versions,
+    get_builtin,
+)
 from verifiers.standards.evaluate import (
     FAIL,
     INCONCLUSIVE,
@@ -36,6 +41,7 @@ __all__ = [
     "ThreatModel",
     "builtin_dir",
     "builtin_standards",
+    "builtin_versions",
     "evaluate",
     "evaluate_criterion",
     "get_builtin",

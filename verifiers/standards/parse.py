@@ -15,10 +15,10 @@ from verifiers.attacks.budget import Budget, parse_attacks, parse_budget
 from verifiers.errors import StandardError
 from verifiers.standards import schema
 from verifiers.standards.located import Located, Path, load
-from verifiers.standards.spec import Standard
+from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
-FIELDS = ("name", "version", "description", "threat_model", "budget", "attacks",
-          "fidelity_tolerance", "criteria")
+FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
+          "attacks", "fidelity_tolerance", "fidelity_unit", "criteria")
 
 
 def parse_standard(document: str) -> Standard:
@@ -40,11 +40,15 @@ def parse_standard(document: str) -> Standard:
     criteria = schema.criteria(doc, schema.required(doc, (), data, "criteria"), threats)
     tolerance = schema.number(doc, ("fidelity_tolerance",),
                               data.get("fidelity_tolerance", 1e-4), low=0.0)
+    fidelity_unit = schema.choice(doc, ("fidelity_unit",), data.get("fidelity_unit", "absolute"),
+                                  FIDELITY_UNITS)
+    domain = schema.input_domain(doc, data.get("input_domain"))
     return Standard(
         name=name, version=version, description=description.strip(), norm=threats[0].norm,
         eps=threats[0].eps, pgd=budget.pgd, fidelity_tolerance=tolerance, criteria=criteria,
         sha256=hashlib.sha256(document.encode()).hexdigest(), document=document,
-        threat_models=threats, budget=budget, attacks=attacks,
+        threat_models=threats, budget=budget, attacks=attacks, input_domain=domain,
+        fidelity_unit=fidelity_unit,
     )
 
 

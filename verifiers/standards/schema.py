@@ -16,7 +16,15 @@ from typing import Any
 
 from verifiers import catalogue
 from verifiers.standards.located import Located, Path, field_name
-from verifiers.standards.spec import COMPARATORS, NORMS, SEVERITIES, Criterion, Eps, ThreatModel
+from verifiers.standards.spec import (
+    COMPARATORS,
+    NORMS,
+    SEVERITIES,
+    Criterion,
+    DomainSpec,
+    Eps,
+    ThreatModel,
+)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -62,6 +70,36 @@ def number(doc: Located, path: Path, raw: Any, low: float | None = None) -> floa
         bound = "" if low is None else f" >= {low:g}"
         raise doc.error(path, f"must be a finite number{bound}, got {_shown(raw)}")
     return value
+
+
+def choice(doc: Located, path: Path, raw: Any, options: tuple[str, ...]) -> str:
+    if raw not in options:
+        raise doc.error(path, f"must be one of {', '.join(options)}, got {_shown(raw)}")
+    return str(raw)
+
+
+def input_domain(doc: Located, raw: Any) -> DomainSpec | None:
+    """``{low, high, units}``, or ``{range: data, units}`` for tabular inputs; absent: None
+    (an older document: its submissions must declare the input range)."""
+    if raw is None:
+        return None
+    path: Path = ("input_domain",)
+    raw = mapping(doc, path, raw, "low and high (or range: data), and units")
+    known_fields(doc, path, raw, ("low", "high", "units", "range"))
+    units = raw.get("units", "")
+    if not isinstance(units, str):
+        raise doc.error((*path, "units"), f"must be text, got {_shown(units)}")
+    if "range" in raw:
+        if raw["range"] != "data" or "low" in raw or "high" in raw:
+            raise doc.error((*path, "range"), "only 'range: data' is known (the box the "
+                                              "evaluation data spans, for tabular inputs), "
+                                              "and it excludes low and high")
+        return DomainSpec(None, None, units.strip(), from_data=True)
+    low = number(doc, (*path, "low"), required(doc, path, raw, "low"))
+    high = number(doc, (*path, "high"), required(doc, path, raw, "high"))
+    if not low < high:
+        raise doc.error(path, f"needs low < high, got [{low:g}, {high:g}]")
+    return DomainSpec(low, high, units.strip())
 
 
 def name(doc: Located, raw: Any) -> str:

@@ -52,6 +52,29 @@ class ThreatModel:
 
 
 @dataclass(frozen=True)
+class DomainSpec:
+    """The input domain a standard measures its eps in: a box (pixels in [0, 1]), or, for
+    tabular data, declared as the box the evaluation data spans (``range: data``)."""
+
+    low: float | None
+    high: float | None
+    units: str = ""
+    from_data: bool = False
+
+    def describe(self) -> str:
+        where = "the range the evaluation data spans" if self.from_data else \
+            f"[{self.low:g}, {self.high:g}]"
+        return f"{where} ({self.units})" if self.units else where
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "units": self.units,
+                "from_data": self.from_data}
+
+
+FIDELITY_UNITS = ("relative", "absolute")
+
+
+@dataclass(frozen=True)
 class Standard:
     name: str
     version: int
@@ -66,6 +89,12 @@ class Standard:
     threat_models: tuple[ThreatModel, ...] = ()
     budget: Budget = field(default_factory=lambda: PRESETS["standard"])
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    # None: a document written before domains were declared (its submissions must give the
+    # input range explicitly: nothing is guessed).
+    input_domain: DomainSpec | None = None
+    # relative: |onnxruntime - torch| / the sample's output range; absolute: output units
+    # (what documents without the field meant).
+    fidelity_unit: str = "absolute"
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
@@ -74,4 +103,5 @@ class Standard:
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256,
-                "description": self.description}
+                "description": self.description,
+                "input_domain": self.input_domain.as_dict() if self.input_domain else None}
