@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from service.commands import admin, jobs, proofs
+from service.commands import admin, catalog, jobs, proofs
 from service.console import fail
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -117,6 +117,25 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--server", default=os.environ.get("ROBUSTGATE_SERVER", DEFAULT_SERVER))
     st.add_argument("--token", default=os.environ.get("ROBUSTGATE_TOKEN"))
     st.set_defaults(handler=jobs.status)
+
+    sd = sub.add_parser("standards", help="the built-in standards: list, show, lint a file")
+    ssub = sd.add_subparsers(dest="standards_command", required=True)
+    sl = ssub.add_parser("list", help="the built-in standards (or a server's, with --server)")
+    sl.add_argument("--server", help="list this server's standards instead")
+    sl.add_argument("--token", default=os.environ.get("ROBUSTGATE_TOKEN"),
+                    help="with --server: also your own standards")
+    sl.set_defaults(handler=catalog.standards_list)
+    ss = ssub.add_parser("show", help="print a built-in standard's YAML: NAME or NAME@VERSION")
+    ss.add_argument("name")
+    ss.set_defaults(handler=catalog.standards_show)
+    sn = ssub.add_parser("lint", help="check a standard's YAML file against the catalogue "
+                                      "(exit 0 ok, 1 refused, 2 unreadable)")
+    sn.add_argument("file", type=Path)
+    sn.set_defaults(handler=catalog.standards_lint)
+
+    mt = sub.add_parser("metrics", help="the metric catalogue: every path a criterion can name")
+    mt.add_argument("--json", action="store_true", help="as JSON (what GET /v1/metrics serves)")
+    mt.set_defaults(handler=catalog.metrics)
 
     d = sub.add_parser("demo", help="start an embedded service, certify the example, stop")
     d.add_argument("--data-dir", type=Path, help="keep the service's data here")

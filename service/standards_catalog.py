@@ -26,6 +26,7 @@ from service.db import Database, StandardRecord
 from service.errors import ApiError
 from verifiers import Standard, StandardError, builtin_standards, parse_standard
 from verifiers.standards import builtin_versions
+from verifiers.standards.lint import lint
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 
@@ -98,6 +99,9 @@ def upload(db: Database, tenant_id: int, document: str) -> tuple[dict, bool]:
         std = parse_standard(document)
     except StandardError as exc:
         raise ApiError(422, "invalid_standard", f"standard refused: {exc}") from exc
+    errors = [f.message for f in lint(std) if f.severity == "error"]
+    if errors:
+        raise ApiError(422, "invalid_standard", f"standard refused: {'; '.join(errors)}")
     if std.name in _builtins():
         raise ApiError(409, "standard_name_reserved", (
             f"{std.name!r} is the name of a built-in standard; choose another name"))

@@ -31,6 +31,7 @@ QUICK_STANDARD = """\
 name: report-test
 version: 1
 description: Quick standard for the report tests (two attacks, small budgets).
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.05", "0.1", "0.2"]}
 budget:
   preset: quick
@@ -47,7 +48,7 @@ criteria:
   - {metric: calibration.ece, op: "<=", threshold: 0.2, severity: advisory}
   - {metric: ood.uniform_noise.auroc.msp, op: ">=", threshold: 0.5, severity: advisory}
   - {metric: certified.certified_accuracy@0.1, op: ">=", threshold: 0.1, severity: advisory}
-  - {metric: clean.top5_accuracy, op: ">=", threshold: 0.9, severity: advisory}
+  - {metric: ood.user.auroc.msp, op: ">=", threshold: 0.9, severity: advisory}
 """
 
 
@@ -100,7 +101,7 @@ def test_certify_report_writes_every_rendering_of_the_same_verdict():
     suite = ET.parse(run.folder / "report.xml").getroot().find("testsuite")
     assert len(suite.findall("testcase")) == len(card["criteria"]) == 8
     # A criterion on a metric no check produced is INCONCLUSIVE, and shown as such everywhere.
-    missing = next(c for c in card["criteria"] if c["metric"] == "clean.top5_accuracy")
+    missing = next(c for c in card["criteria"] if c["metric"] == "ood.user.auroc.msp")
     assert missing["result"] == "INCONCLUSIVE" and missing["value"] is None
-    assert "| `clean.top5_accuracy` _(advisory)_ | - |" in md
-    assert 'data-result="INCONCLUSIVE"><td><code>clean.top5_accuracy</code>' in html
+    assert "| `ood.user.auroc.msp` _(advisory)_ | - |" in md
+    assert 'data-result="INCONCLUSIVE"><td><code>ood.user.auroc.msp</code>' in html

@@ -28,6 +28,7 @@ DOC = """\
 name: acme-gate
 version: 1
 description: clean accuracy and a small attack, for acme's CI
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.1"]}
 budget: {preset: quick}
 attacks: [apgd-ce]
@@ -77,7 +78,7 @@ def test_upload_needs_a_token_and_refuses_bad_documents_naming_the_line(api):
                     headers=alice)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_standard"
     message = r.json()["error"]["message"]
-    assert "line 8: field criteria[0].metric: metric 'clearn.accuracy' names check" in message
+    assert "line 9: field criteria[0].metric: metric 'clearn.accuracy' names check" in message
     r = client.post("/v1/standards", content=b"name: \xff\xfe", headers=alice)
     assert r.status_code == 422 and "UTF-8" in r.json()["error"]["message"]
     r = client.post("/v1/standards", content=DOC + "#" * 300_000, headers=alice)
@@ -178,3 +179,24 @@ def test_a_certification_uses_the_callers_own_standard(api, tmp_path):
     with services.db.session() as s:
         demo = s.scalars(select(StandardRecord).where(StandardRecord.name == "demo-digits")).all()
     assert len(demo) == 1 and demo[0].tenant_id is None and demo[0].builtin
+
+
+def test_the_metric_catalogue_is_served_without_a_token(api):
+    client = api[0]
+    r = client.get("/v1/metrics")
+    assert r.status_code == 200
+    paths = {m["path"]: m for c in r.json()["checks"] for m in c["metrics"]}
+    assert paths["ood.{suite}.auroc.{score}"]["placeholders"]["score"]["values"] == [
+        "msp", "max_logit", "energy"]
+    robust = paths["adversarial.robust_accuracy@{eps}"]
+    assert robust["direction"] == "higher" and robust["bound"] == "upper"
+    assert paths["certified.certified_accuracy@{eps}"]["bound"] == "lower"
+
+
+def test_new_uploads_must_declare_their_input_domain(api):
+    client, _, tokens = api
+    alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    undeclared = DOC.replace("input_domain: {low: 0.0, high: 1.0, units: pixel intensity}\n",
+                             "").replace("acme-gate", "acme-undeclared")
+    r = client.post("/v1/standards", content=undeclared, headers=alice)
+    assert r.status_code == 422 and "no input_domain" in r.json()["error"]["message"]

@@ -109,6 +109,11 @@ def test_same_network_same_robust_accuracy_when_the_mapping_is_declared(nets):
     assert ra < a["clean.accuracy"] - 0.1  # the attacks bite: the comparison means something
     assert abs(ra - rb) <= 0.05  # attack noise only (6 of 120 points)
     assert mapped["dataset"]["input_mapping"]["mean"] == [MEAN]
+    # Every metric the battery produced is one the catalogue declares.
+    from verifiers import catalogue
+
+    for path in a:
+        catalogue.lookup(path)
     assert mapped["dataset"]["input_range"] == [0.0, 1.0]
     assert mapped["model"]["sha256"] == load_model(nets["normalised"]).info.sha256
 

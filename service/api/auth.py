@@ -11,7 +11,7 @@ from service.auth import tenant_for_token
 from service.errors import ApiError
 
 # Paths under /v1 anyone may read.
-PUBLIC_PREFIXES = ("/v1/standards", "/v1/schema", "/v1/keys")
+PUBLIC_PREFIXES = ("/v1/standards", "/v1/schema", "/v1/keys", "/v1/metrics")
 
 
 class TokenAuthMiddleware(BaseHTTPMiddleware):

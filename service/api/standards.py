@@ -97,3 +97,12 @@ def get_standard(request: Request, name: str,
         raise ApiError(404, "not_found", err.message) from err
     return standards_catalog.describe(found.standard, builtin=found.tenant_id is None) | {
         "document": found.standard.document}
+
+
+@router.get("/metrics", tags=["standards"])
+def metric_catalogue() -> dict:
+    """The metric catalogue: every path a criterion can name, which way is better, whether the
+    reported value bounds the truth from one side, and what it means (public)."""
+    from service.commands.catalog import catalogue_json
+
+    return catalogue_json()
