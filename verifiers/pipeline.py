@@ -150,7 +150,7 @@ def _run_checks(ctx: RunContext, checks: tuple[Any, ...], span: tuple[float, flo
 def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
     standard, model, eval_set, domain = ctx.standard, ctx.model, ctx.eval_set, ctx.domain
     checks = {c: ctx.results[c] for c in (m.name for m in BATTERY) if c in ctx.results}
-    results, verdict, reasons = evaluate(standard, checks)
+    results, verdict, reasons = evaluate(standard, checks, n_samples=len(eval_set))
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "robustgate", "version": tool_version(),
@@ -158,7 +158,9 @@ def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
         "model": model.info.as_dict() | {"num_classes": model.num_classes},
         "dataset": {"sha256": eval_set.sha256, "n_samples": len(eval_set),
                     "sample_shape": list(eval_set.x.shape[1:]),
-                    "input_range": [domain.low, domain.high]},
+                    "input_range": [domain.low, domain.high],
+                    "n_groups": None if eval_set.group is None
+                    else int(len(np.unique(eval_set.group)))},
         "standard": standard.summary(),
         "seed": ctx.seed,
         "hardware": hardware() | {"device": str(ctx.device)},

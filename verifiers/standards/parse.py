@@ -18,7 +18,7 @@ from verifiers.standards.located import Located, Path, load
 from verifiers.standards.spec import Standard
 
 FIELDS = ("name", "version", "description", "threat_model", "budget", "attacks",
-          "fidelity_tolerance", "criteria")
+          "fidelity_tolerance", "criteria", "confidence", "min_samples", "min_group_samples")
 
 
 def parse_standard(document: str) -> Standard:
@@ -37,14 +37,20 @@ def parse_standard(document: str) -> Standard:
     threats = schema.threat_models(doc, schema.required(doc, (), data, "threat_model"))
     budget = _budget(doc)
     attacks = _attacks(doc)
-    criteria = schema.criteria(doc, schema.required(doc, (), data, "criteria"), threats)
+    confidence = (schema.confidence(doc, ("confidence",), data["confidence"])
+                  if data.get("confidence") is not None else None)
+    criteria = schema.criteria(doc, schema.required(doc, (), data, "criteria"), threats,
+                               confidence)
     tolerance = schema.number(doc, ("fidelity_tolerance",),
                               data.get("fidelity_tolerance", 1e-4), low=0.0)
     return Standard(
         name=name, version=version, description=description.strip(), norm=threats[0].norm,
         eps=threats[0].eps, pgd=budget.pgd, fidelity_tolerance=tolerance, criteria=criteria,
         sha256=hashlib.sha256(document.encode()).hexdigest(), document=document,
-        threat_models=threats, budget=budget, attacks=attacks,
+        threat_models=threats, budget=budget, attacks=attacks, confidence=confidence,
+        min_samples=schema.integer(doc, ("min_samples",), data.get("min_samples", 0), 0),
+        min_group_samples=schema.integer(doc, ("min_group_samples",),
+                                         data.get("min_group_samples", 0), 0),
     )
 
 
