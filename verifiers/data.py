@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,17 @@ class EvalSet:
     x: np.ndarray
     y: np.ndarray
     sha256: str
+    # Optional subgroup id per sample (npz ``group``) and names by id (npz ``group_names``,
+    # index = id); see :func:`validate_groups`.
+    group: np.ndarray | None = None
+    group_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def group_label(self, gid: int) -> str:
+        """How group ``gid`` is named in metric keys: its name, else its id."""
+        return self.group_names[gid] if self.group_names is not None else str(gid)
 
 
 def load_eval_set(source: str | Path | bytes) -> EvalSet:
@@ -60,14 +69,19 @@ def load_eval_set(source: str | Path | bytes) -> EvalSet:
                 )
             x = npz["x"]
             y = npz["y"]
+            group = npz["group"] if "group" in names else None
+            group_names = npz["group_names"] if "group_names" in names else None
     except DataError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"evaluation set is not a readable .npz file: {exc}") from exc
-    return validate_arrays(x, y, hashlib.sha256(raw).hexdigest())
+    return validate_arrays(x, y, hashlib.sha256(raw).hexdigest(), group=group,
+                           group_names=group_names)
 
 
-def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "") -> EvalSet:
+def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "", *,
+                    group: np.ndarray | None = None,
+                    group_names: np.ndarray | None = None) -> EvalSet:
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"'x' must be a float array (float32), got dtype {x.dtype}")
     if not np.issubdtype(y.dtype, np.integer):
@@ -85,7 +99,51 @@ def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "") -> EvalSet:
     if y.min() < 0:
         raise DataError(f"labels must be >= 0, found {int(y.min())}")
     x32 = np.ascontiguousarray(x, dtype=np.float32)
-    return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256)
+    ids, names = validate_groups(group, group_names, x.shape[0])
+    return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256, group=ids, group_names=names)
+
+
+GROUP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_GROUPS = 1000
+
+
+def validate_groups(group: np.ndarray | None, names: np.ndarray | None,
+                    n_samples: int) -> tuple[np.ndarray | None, tuple[str, ...] | None]:
+    """The optional ``group`` array (one integer id >= 0 per sample) and ``group_names``
+    (strings, index = id; they appear in metric keys, so letters, digits, '_' and '-')."""
+    if group is None:
+        if names is not None:
+            raise DataError("evaluation set has 'group_names' but no 'group' array")
+        return None, None
+    if not np.issubdtype(group.dtype, np.integer):
+        raise DataError(f"'group' must be an integer array (one group id per sample), got "
+                        f"dtype {group.dtype}")
+    if group.ndim != 1:
+        raise DataError(f"'group' must be one-dimensional, got shape {group.shape}")
+    if group.shape[0] != n_samples:
+        raise DataError(f"'group' has {group.shape[0]} entries but the evaluation set has "
+                        f"{n_samples} samples (one group id per sample)")
+    if group.min() < 0:
+        raise DataError(f"group ids must be >= 0, found {int(group.min())}")
+    ids = np.unique(group)
+    if len(ids) > MAX_GROUPS:
+        raise DataError(f"'group' has {len(ids)} distinct ids; at most {MAX_GROUPS}")
+    if names is None:
+        return group.astype(np.int64), None
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise DataError(f"'group_names' must be a one-dimensional string array, got dtype "
+                        f"{names.dtype} shape {names.shape}")
+    labels = tuple(str(v) for v in names)
+    if int(ids.max()) >= len(labels):
+        raise DataError(f"group id {int(ids.max())} has no name: 'group_names' lists "
+                        f"{len(labels)} (index = group id)")
+    bad = [v for v in labels if not GROUP_NAME.fullmatch(v)]
+    if bad:
+        raise DataError(f"group name {bad[0]!r} is not 1-64 letters, digits, '_' or '-'")
+    if len(set(labels)) != len(labels):
+        dup = next(v for i, v in enumerate(labels) if v in labels[:i])
+        raise DataError(f"group name {dup!r} is listed twice in 'group_names'")
+    return group.astype(np.int64), labels
 
 
 def resolve_domain(eval_set: EvalSet, declared: DomainSpec | None, low: float | None = None,

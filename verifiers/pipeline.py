@@ -180,7 +180,7 @@ def _run_checks(ctx: RunContext, checks: tuple[Any, ...], span: tuple[float, flo
 def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
     standard, model, eval_set, domain = ctx.standard, ctx.model, ctx.eval_set, ctx.domain
     checks = {c: ctx.results[c] for c in (m.name for m in BATTERY) if c in ctx.results}
-    results, verdict, reasons = evaluate(standard, checks)
+    results, verdict, reasons = evaluate(standard, checks, n_samples=len(eval_set))
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "robustgate", "version": tool_version(),
@@ -191,7 +191,9 @@ def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
                     "input_range": [domain.low, domain.high],
                     "input_domain": standard.input_domain.as_dict()
                     if standard.input_domain else None,
-                    "input_mapping": ctx.mapping.as_dict() if ctx.mapping else None},
+                    "input_mapping": ctx.mapping.as_dict() if ctx.mapping else None,
+                    "n_groups": None if eval_set.group is None
+                    else int(len(np.unique(eval_set.group)))},
         "standard": standard.summary(),
         "seed": ctx.seed,
         "hardware": hardware() | {"device": str(ctx.device)},

@@ -20,12 +20,14 @@ from verifiers.catalogue import (  # noqa: E402,F401  (fills the catalogue, one 
     fidelity,
     ood,
     sanity,
+    subgroups,
 )
 from verifiers.catalogue.spec import (
     BOUNDS,
     DIRECTIONS,
     EPS,
     NORM,
+    SAMPLINGS,
     CheckMetrics,
     Match,
     MetricSpec,
@@ -42,6 +44,7 @@ __all__ = [
     "DIRECTIONS",
     "EPS",
     "NORM",
+    "SAMPLINGS",
     "CheckMetrics",
     "Match",
     "MetricSpec",

@@ -11,17 +11,23 @@ CORRUPTION = Placeholder("corruption", "a common corruption",
 SEVERITY = Placeholder("severity", "corruption severity 1 (mild) to 5", ("1", "2", "3", "4", "5"))
 DIRECTION = Placeholder("pass_kind", "forward or backward passes", ("forward", "backward"))
 
+# Fractions of the evaluation samples: a standard's ``confidence`` judges them with
+# Clopper-Pearson bounds (the check reports the counts in ``details.counts``).
+CP, SAMPLES = "clopper-pearson", "evaluation samples"
+
 ROBUST = MetricSpec("robust_accuracy@{eps}", "higher", "accuracy under the attack battery at "
                     "this radius of the primary threat model (pointwise worst case over "
-                    "attacks)", bound="upper", placeholders=(EPS,))
+                    "attacks)", bound="upper", placeholders=(EPS,),
+                    sampling=CP, counted_over=SAMPLES)
 ROBUST_NORM = MetricSpec("{norm}.robust_accuracy@{eps}", "higher", "robust accuracy under a "
-                         "secondary threat model", bound="upper", placeholders=(NORM, EPS))
+                         "secondary threat model", bound="upper", placeholders=(NORM, EPS),
+                         sampling=CP, counted_over=SAMPLES)
 AUTOATTACK = MetricSpec("autoattack.robust_accuracy@{eps}", "higher", "pyautoattack's standard "
                         "AutoAttack alone, re-checked (when the standard selects it)",
-                        bound="upper", placeholders=(EPS,))
+                        bound="upper", placeholders=(EPS,), sampling=CP, counted_over=SAMPLES)
 AUTOATTACK_NORM = MetricSpec("{norm}.autoattack.robust_accuracy@{eps}", "higher",
                              "AutoAttack under a secondary threat model", bound="upper",
-                             placeholders=(NORM, EPS))
+                             placeholders=(NORM, EPS), sampling=CP, counted_over=SAMPLES)
 SUCCESSES = MetricSpec("successes.{attack}@{eps}", "none", "points this attack broke first in "
                        "the cascade", unit="count", placeholders=(ATTACK, EPS))
 SUCCESSES_NORM = MetricSpec("{norm}.successes.{attack}@{eps}", "none", "the same under a "

@@ -2,7 +2,8 @@
 
 from verifiers.catalogue.spec import CheckMetrics, MetricSpec, declare
 
-ACCURACY = MetricSpec("accuracy", "higher", "fraction of evaluation samples classified correctly")
+ACCURACY = MetricSpec("accuracy", "higher", "fraction of evaluation samples classified correctly",
+                      sampling="clopper-pearson", counted_over="evaluation samples")
 
 METRICS = declare(CheckMetrics("clean", "accuracy with onnxruntime on the uploaded model", (
     ACCURACY,

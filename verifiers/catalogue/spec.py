@@ -10,6 +10,11 @@ from typing import Literal
 
 Direction = Literal["higher", "lower", "none"]
 Bound = Literal["exact", "upper", "lower"]
+# How a standard's ``confidence`` judges the metric: "clopper-pearson" for a fraction of
+# samples (a check reports the counts in ``details.counts``, one ``[k, n]`` per group: the value
+# is the smallest fraction), "bootstrap" for a ratio of group fractions, "none" otherwise.
+Sampling = Literal["none", "clopper-pearson", "bootstrap"]
+SAMPLINGS: tuple[Sampling, ...] = ("none", "clopper-pearson", "bootstrap")
 DIRECTIONS: tuple[Direction, ...] = ("higher", "lower", "none")
 BOUNDS: tuple[Bound, ...] = ("exact", "upper", "lower")
 
@@ -49,8 +54,15 @@ class MetricSpec:
     bound: Bound = "exact"            # the reported value vs the truth
     unit: str = "fraction"
     placeholders: tuple[Placeholder, ...] = ()
+    # A figure judged on a sample: how its confidence interval is computed, and over what
+    # the fraction counts ("evaluation samples", "the samples of each group").
+    sampling: Sampling = "none"
+    counted_over: str = ""
 
     def __post_init__(self) -> None:
+        if self.sampling != "none" and (self.unit != "fraction" or not self.counted_over):
+            raise ValueError(f"metric {self.pattern!r}: a sampled metric is a fraction and "
+                             "says what it counts over")
         used = set(_PLACEHOLDER.findall(self.pattern))
         declared = {p.name for p in self.placeholders}
         if used != declared:

@@ -11,10 +11,12 @@ from verifiers.checks import (  # noqa: F401  (each registers itself)
     adversarial,
     calibration,
     certified,
+    classes,
     clean,
     fidelity,
     ood,
     sanity,
+    subgroups,
 )
 from verifiers.checks.context import RunContext
 from verifiers.checks.registry import Check, battery, register, split

@@ -101,6 +101,7 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
     surf, _ = attack_surface(ctx)
     merged, tally = merge(chunks, len(data), tuple(data.x.shape[1:]))
     metrics: dict[str, Any] = {}
+    counts: dict[str, list[list[int]]] = {}  # [k, n] for a standard's confidence
     curves: dict[str, list[dict[str, Any]]] = {}
     for i, tm in enumerate(std.threats):
         primary = i == 0
@@ -112,9 +113,13 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
                 continue
             acc = float(r.robust.mean())
             metrics[tm.key(f"robust_accuracy@{eps.label}", primary)] = acc
+            counts[tm.key(f"robust_accuracy@{eps.label}", primary)] = [[int(r.robust.sum()),
+                                                                        len(r.robust)]]
             if r.aa_robust is not None:
                 metrics[tm.key(f"autoattack.robust_accuracy@{eps.label}", primary)] = float(
                     r.aa_robust.mean())
+                counts[tm.key(f"autoattack.robust_accuracy@{eps.label}", primary)] = [
+                    [int(r.aa_robust.sum()), len(r.aa_robust)]]
             for attack, n in r.successes.items():
                 metrics[tm.key(f"successes.{attack}@{eps.label}", primary)] = n
             curve.append({"eps": eps.value, "eps_label": eps.label, "robust_accuracy": acc,
@@ -138,7 +143,7 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
         "attacks": list(std.attacks), "budget": std.budget.as_dict(),
         "threat_models": [{"norm": tm.norm, "eps": [e.label for e in tm.eps]}
                           for tm in std.threats],
-        "curves": curves, "skipped": tally.skipped,
+        "curves": curves, "skipped": tally.skipped, "counts": counts,
         "shards": {"samples_per_shard": SHARD_SAMPLES, "count": len(chunks)},
         "white_box": surf.module is not None,
         "masking": {"ops": [f.label() for f in surf.findings], "bpda": surf.adapted,

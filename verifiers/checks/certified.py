@@ -48,6 +48,7 @@ def run(ctx: RunContext, method: Method | None = None) -> CheckResult:
     # smaller eps cannot be at a larger one.
     alive = ctx.correct.copy()
     metrics: dict[str, Any] = {}
+    counts: dict[str, list[list[int]]] = {}
     curve, by_method = [], {}
     note = ""
     # Ascending radii: a sample not certified at a smaller eps cannot be at a larger one.
@@ -66,13 +67,14 @@ def run(ctx: RunContext, method: Method | None = None) -> CheckResult:
         alive &= certified
         acc = float(certified.sum() / len(data))
         metrics[f"certified_accuracy@{eps.label}"] = acc
+        counts[f"certified_accuracy@{eps.label}"] = [[int(certified.sum()), len(data)]]
         curve.append({"eps": eps.value, "eps_label": eps.label, "certified_accuracy": acc,
                       "n_certified": int(certified.sum())})
         ctx.per_sample[f"certified@{eps.label}"] = certified
     return CheckResult(
         NAME, metrics=metrics,
         details={"method": method.value, "curve": curve,
-                 "certified_by": by_method, "note": note,
+                 "certified_by": by_method, "note": note, "counts": counts,
                  "soundness": "every certified sample was checked against the attacks",
                  # certified accuracy can only be an under-estimate of true robust accuracy
                  "lower_bounds": ["certified_accuracy@*"]},

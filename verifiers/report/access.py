@@ -64,5 +64,16 @@ def fmt_margin(value: Any) -> str:
     return "-" if number(value) is None else f"{value:+.4g}"
 
 
+def fmt_interval(criterion: dict[str, Any]) -> str:
+    """A criterion's confidence interval for a table cell ("[0.781, 0.872] 95% n=300"), or
+    "" when the criterion was judged on its point value."""
+    interval, level = criterion.get("interval"), number(criterion.get("confidence"))
+    if not isinstance(interval, list) or len(interval) != 2 or level is None:
+        return ""
+    n = criterion.get("n_samples")
+    return (f"[{fmt(number(interval[0]), 3)}, {fmt(number(interval[1]), 3)}] "
+            f"{level * 100:g}%" + (f" n={n}" if isinstance(n, int) else ""))
+
+
 def short(digest: Any, n: int = 12) -> str:
     return str(digest)[:n] if digest else "-"

@@ -11,7 +11,16 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from verifiers.report.access import check_metrics, dig, fmt, fmt_margin, metric, number, short
+from verifiers.report.access import (
+    check_metrics,
+    dig,
+    fmt,
+    fmt_interval,
+    fmt_margin,
+    metric,
+    number,
+    short,
+)
 from verifiers.report.plots import figures
 from verifiers.report.style import CSS, verdict_colors
 
@@ -98,6 +107,11 @@ def _tiles(card: dict[str, Any]) -> str:
     return f'<section class="tiles">{"".join(tiles)}</section>' if tiles else ""
 
 
+def _interval(criterion: dict[str, Any]) -> str:
+    text = fmt_interval(criterion)
+    return f'<div class="reason interval">{escape(text)}</div>' if text else ""
+
+
 def _criteria(card: dict[str, Any]) -> str:
     rows = []
     for c in card.get("criteria") or []:
@@ -106,7 +120,7 @@ def _criteria(card: dict[str, Any]) -> str:
         rows.append(
             f'<tr data-result="{escape(result)}"><td><code>{escape(str(c.get("metric")))}</code>'
             f'{sev}<div class="reason">{escape(str(c.get("reason", "")))}</div></td>'
-            f'<td class="num">{escape(fmt(c.get("value")))}</td>'
+            f'<td class="num">{escape(fmt(c.get("value")))}{_interval(c)}</td>'
             f'<td class="num">{escape(_OPS.get(str(c.get("op")), str(c.get("op"))))} '
             f'{escape(fmt(c.get("threshold")))}</td>'
             f'<td class="num">{escape(fmt_margin(c.get("margin")))}</td>'

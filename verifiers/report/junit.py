@@ -36,7 +36,9 @@ def render_junit(card: dict[str, Any]) -> str:
         case = ET.SubElement(suite, "testcase", classname=suite_name,
                              name=f"{c['metric']} {c['op']} {c['threshold']:g}")
         margin = "n/a" if c.get("margin") is None else f"{c['margin']:+.6g}"
-        text = f"value={c.get('value')} threshold={c['threshold']:g} margin={margin}: {c['reason']}"
+        interval = f" interval={c['interval']}" if c.get("interval") else ""
+        text = (f"value={c.get('value')}{interval} threshold={c['threshold']:g} "
+                f"margin={margin}: {c['reason']}")
         if c["result"] == "PASS":
             continue
         if c["severity"] != "required":

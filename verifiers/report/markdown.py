@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verifiers.report.access import dig, fmt, fmt_margin, metric, number, short
+from verifiers.report.access import dig, fmt, fmt_interval, fmt_margin, metric, number, short
 
 _ICON = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️"}
 _OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
@@ -14,6 +14,11 @@ MAX_CHARS = 60_000
 
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _interval(criterion: dict[str, Any]) -> str:
+    text = fmt_interval(criterion)
+    return f" <sub>{_cell(text)}</sub>" if text else ""
 
 
 def render_markdown(card: dict[str, Any], certificate: dict[str, Any] | None = None,
@@ -42,7 +47,8 @@ def render_markdown(card: dict[str, Any], certificate: dict[str, Any] | None = N
         advisory = " _(advisory)_" if c.get("severity") != "required" else ""
         lines.append(
             f"| {_ICON.get(result, '❔')} | `{_cell(c.get('metric'))}`{advisory} "
-            f"| {fmt(c.get('value'))} | {_OPS.get(str(c.get('op')), _cell(c.get('op')))} "
+            f"| {fmt(c.get('value'))}{_interval(c)} "
+            f"| {_OPS.get(str(c.get('op')), _cell(c.get('op')))} "
             f"{fmt(c.get('threshold'))} | {fmt_margin(c.get('margin'))} | {result} |")
     reasons = card.get("verdict_reasons") or []
     if reasons:

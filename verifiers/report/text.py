@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from verifiers.report.access import fmt_interval
+
 
 def render_summary(card: dict[str, Any]) -> str:
     std = card["standard"]
@@ -20,6 +22,8 @@ def render_summary(card: dict[str, Any]) -> str:
         sev = "" if c["severity"] == "required" else " (advisory)"
         bound = f"{c['op']} {c['threshold']:g}"
         lines.append(f"{c['metric']:<48} {value:>10} {bound:>12} {margin:>10}  {c['result']}{sev}")
+        if interval := fmt_interval(c):
+            lines.append(f"    interval: {interval}")
         if c["result"] == "INCONCLUSIVE":
             lines.append(f"    reason: {c['reason']}")
     lines += ["", f"VERDICT: {card['verdict']}"]

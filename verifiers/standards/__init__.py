@@ -9,6 +9,12 @@ one (metric ``adversarial.robust_accuracy@<eps>``), the others are norm-qualifie
 (``adversarial.l2.robust_accuracy@0.5``). ``budget`` takes a ``preset`` (quick, standard,
 thorough) and per-attack overrides; ``attacks`` selects attacks (see verifiers.attacks.budget).
 
+Sampling: ``confidence`` (top level, or per criterion) judges fractions of samples and ratios
+of group fractions on a confidence interval (PASS on the lower bound, FAIL on the upper, else
+INCONCLUSIVE); ``min_samples`` makes every criterion INCONCLUSIVE on a smaller evaluation set;
+``min_group_samples`` leaves smaller groups and classes out of the worst-group figures, which
+then cannot PASS (see verifiers.standards.evaluate and verifiers/checks/subgroups.py).
+
 Modules: ``spec`` (the typed standard), ``located`` (YAML with line numbers), ``schema`` (field
 rules), ``parse`` (``parse_standard``), ``builtin`` (the built-ins), ``evaluate`` (verdict).
 """

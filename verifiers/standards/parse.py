@@ -18,7 +18,8 @@ from verifiers.standards.located import Located, Path, load
 from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
-          "attacks", "fidelity_tolerance", "fidelity_unit", "criteria")
+          "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
+          "min_samples", "min_group_samples")
 
 
 def parse_standard(document: str) -> Standard:
@@ -37,7 +38,10 @@ def parse_standard(document: str) -> Standard:
     threats = schema.threat_models(doc, schema.required(doc, (), data, "threat_model"))
     budget = _budget(doc)
     attacks = _attacks(doc)
-    criteria = schema.criteria(doc, schema.required(doc, (), data, "criteria"), threats)
+    confidence = (schema.confidence(doc, ("confidence",), data["confidence"])
+                  if data.get("confidence") is not None else None)
+    criteria = schema.criteria(doc, schema.required(doc, (), data, "criteria"), threats,
+                               confidence)
     tolerance = schema.number(doc, ("fidelity_tolerance",),
                               data.get("fidelity_tolerance", 1e-4), low=0.0)
     fidelity_unit = schema.choice(doc, ("fidelity_unit",), data.get("fidelity_unit", "absolute"),
@@ -49,6 +53,10 @@ def parse_standard(document: str) -> Standard:
         sha256=hashlib.sha256(document.encode()).hexdigest(), document=document,
         threat_models=threats, budget=budget, attacks=attacks, input_domain=domain,
         fidelity_unit=fidelity_unit,
+        confidence=confidence,
+        min_samples=schema.integer(doc, ("min_samples",), data.get("min_samples", 0), 0),
+        min_group_samples=schema.integer(doc, ("min_group_samples",),
+                                         data.get("min_group_samples", 0), 0),
     )
 
 

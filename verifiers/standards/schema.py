@@ -153,19 +153,29 @@ def _eps(doc: Located, path: Path, raw: Any) -> Eps:
     return Eps(value, label)
 
 
-def criteria(doc: Located, raw: Any, threats: tuple[ThreatModel, ...]) -> tuple[Criterion, ...]:
+def confidence(doc: Located, path: Path, raw: Any) -> float:
+    """A confidence level for one-sided bounds: 0.5 <= c < 1 (0.95 is the usual)."""
+    value = number(doc, path, raw)
+    if not 0.5 <= value < 1.0:
+        raise doc.error(path, f"must be a level in [0.5, 1) such as 0.95, got {_shown(raw)}")
+    return value
+
+
+def criteria(doc: Located, raw: Any, threats: tuple[ThreatModel, ...],
+             default_confidence: float | None = None) -> tuple[Criterion, ...]:
     if not isinstance(raw, list) or not raw:
         raise doc.error(("criteria",), f"must be a non-empty list, got {_shown(raw)}")
-    out = tuple(_criterion(doc, ("criteria", i), c, threats) for i, c in enumerate(raw))
+    out = tuple(_criterion(doc, ("criteria", i), c, threats, default_confidence)
+                for i, c in enumerate(raw))
     if not any(c.severity == "required" for c in out):
         raise doc.error(("criteria",), "needs at least one required criterion")
     return out
 
 
-def _criterion(doc: Located, path: Path, raw: Any,
-               threats: tuple[ThreatModel, ...]) -> Criterion:
+def _criterion(doc: Located, path: Path, raw: Any, threats: tuple[ThreatModel, ...],
+               default_confidence: float | None = None) -> Criterion:
     raw = mapping(doc, path, raw, "metric, op, threshold")
-    known_fields(doc, path, raw, ("metric", "op", "threshold", "severity"))
+    known_fields(doc, path, raw, ("metric", "op", "threshold", "severity", "confidence"))
     metric, match = metric_path(doc, (*path, "metric"), required(doc, path, raw, "metric"),
                                 threats)
     op = required(doc, path, raw, "op")
@@ -176,7 +186,15 @@ def _criterion(doc: Located, path: Path, raw: Any,
     severity = raw.get("severity", "required")
     if severity not in SEVERITIES:
         raise doc.error((*path, "severity"), f"must be one of {SEVERITIES}, got {severity!r}")
-    return Criterion(metric=metric, op=op, threshold=threshold, severity=severity)
+    level = default_confidence if match.spec.sampling != "none" else None
+    if raw.get("confidence") is not None:
+        if match.spec.sampling == "none":
+            raise doc.error((*path, "confidence"), (
+                f"{metric} is not a figure judged on a sample (a fraction of samples or a "
+                "ratio of them), so it has no confidence interval"))
+        level = confidence(doc, (*path, "confidence"), raw["confidence"])
+    return Criterion(metric=metric, op=op, threshold=threshold, severity=severity,
+                     confidence=level)
 
 
 def metric_path(doc: Located, path: Path, raw: Any,

@@ -30,6 +30,9 @@ class Criterion:
     op: str
     threshold: float
     severity: str = "required"
+    # Judge with a confidence interval at this level (metrics the catalogue marks as sampled:
+    # fractions of samples, ratios of group fractions); None: the point value decides.
+    confidence: float | None = None
 
     @property
     def check(self) -> str:
@@ -95,6 +98,12 @@ class Standard:
     # relative: |onnxruntime - torch| / the sample's output range; absolute: output units
     # (what documents without the field meant).
     fidelity_unit: str = "absolute"
+    # Sample-size rules: fewer evaluation samples than ``min_samples`` makes every criterion
+    # INCONCLUSIVE; groups (and classes) under ``min_group_samples`` are left out of worst
+    # figures and named. ``confidence``: the default level of criteria on sampled metrics.
+    min_samples: int = 0
+    min_group_samples: int = 0
+    confidence: float | None = None
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
