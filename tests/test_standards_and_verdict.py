@@ -10,7 +10,7 @@ import pytest
 from verifiers import StandardError, builtin_standards, parse_standard
 from verifiers.checks import BATTERY
 from verifiers.scorecard import CheckResult
-from verifiers.standards import FAIL, INCONCLUSIVE, PASS, builtin_dir, evaluate
+from verifiers.standards import FAIL, INCONCLUSIVE, PASS, builtin_dir, builtin_versions, evaluate
 
 BASE = """\
 name: t
@@ -121,22 +121,32 @@ def test_metric_paths_follow_the_catalogue():
 
 def test_builtins_are_pinned_to_their_versions():
     """A built-in's document is recorded by hash at first use: changing one needs a new
-    version (and a new pin here)."""
+    version (and a new pin here). Earlier versions stay in history/, byte for byte."""
     pins = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             for path in sorted(builtin_dir().glob("*.yaml"))}
+    history = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+               for path in sorted(builtin_dir().glob("history/*.yaml"))}
     versions = {name: std.version for name, std in builtin_standards().items()}
-    assert versions == {"demo-digits": 1, "hyatt-lee-baseline": 1, "l2-0_5": 1,
-                        "linf-8_255": 1}
-    assert pins == {"demo-digits.yaml": "f92b8f98049e8b01",  # the demo relies on it
-                    "hyatt-lee-baseline.yaml": "68e0f9453d65f7eb",
-                    "l2-0_5.yaml": "6b126e55dbac0e19", "linf-8_255.yaml": "dd7a07ed9ff1815b"}
+    assert versions == {"demo-digits": 2, "hyatt-lee-baseline": 2, "l2-0_5": 2,
+                        "linf-8_255": 2}
+    assert pins == {"demo-digits.yaml": "9cd4c5d77debb732",  # the demo relies on it
+                    "hyatt-lee-baseline.yaml": "95ea49a86ae72236",
+                    "l2-0_5.yaml": "c609b87d7df9f8ac", "linf-8_255.yaml": "f80589e253fb0034"}
+    assert history == {"demo-digits@1.yaml": "f92b8f98049e8b01",
+                       "hyatt-lee-baseline@1.yaml": "68e0f9453d65f7eb",
+                       "l2-0_5@1.yaml": "6b126e55dbac0e19",
+                       "linf-8_255@1.yaml": "dd7a07ed9ff1815b"}
+    for name in versions:
+        assert list(builtin_versions(name)) == [1, 2]
+        assert builtin_standards()[name].input_domain is not None
+        assert builtin_versions(name)[1].input_domain is None  # v1 as it was stored
 
 
 def test_hyatt_lee_baseline_covers_the_three_pillars():
     std = builtin_standards()["hyatt-lee-baseline"]
     required = {c.metric for c in std.criteria if c.severity == "required"}
     advisory = {c.metric for c in std.criteria if c.severity == "advisory"}
-    assert {"clean.accuracy", "fidelity.max_abs_diff", "adversarial.robust_accuracy@0.1",
+    assert {"clean.accuracy", "fidelity.max_rel_diff", "adversarial.robust_accuracy@0.1",
             "certified.certified_accuracy@0.05", "ood.worst_in_range.auroc.msp",
             "calibration.ece"} <= required
     assert "ood.far_away.auroc.msp" in advisory
