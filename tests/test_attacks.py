@@ -34,6 +34,7 @@ N_POINTS = 150
 STANDARD = """
 name: test-attacks
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model:
   - {norm: linf, eps: ["0.1", "0.3"]}
   - {norm: l2, eps: ["1.0"]}
@@ -191,6 +192,7 @@ def test_autoattack_standard_is_selectable_and_rechecked(digits):
     document = """
 name: test-aa
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.3"]}
 attacks: [autoattack-standard]
 criteria:

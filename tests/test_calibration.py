@@ -28,6 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STANDARD = parse_standard("""
 name: calibration-test
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.1", "0.2"]}
 criteria: [{metric: calibration.ece, op: "<=", threshold: 0.1}]
 """)

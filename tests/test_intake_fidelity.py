@@ -76,7 +76,7 @@ def test_above_tolerance_white_box_is_off() -> None:
     result = fidelity.run(ctx)
     assert result.status == "ok" and result.metrics["tolerance"] == -1.0
     assert ctx.module is None
-    assert "not trusted" in ctx.white_box_reason and "max_abs_diff_" in ctx.white_box_reason
+    assert "not trusted" in ctx.white_box_reason and "max_rel_diff_" in ctx.white_box_reason
 
 
 def test_conversion_failure_is_inconclusive_with_the_reason() -> None:

@@ -16,6 +16,7 @@ from verifiers.model import load_model
 STANDARD = """
 name: ood-certified
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.05"]}
 criteria:
   - {metric: clean.accuracy, op: ">=", threshold: 0.5}

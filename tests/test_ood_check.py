@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STANDARD = parse_standard("""
 name: ood-test
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.1"]}
 criteria:
   - {metric: ood.uniform_noise.auroc.msp, op: ">=", threshold: 0.5}

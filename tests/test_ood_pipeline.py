@@ -16,6 +16,7 @@ STANDARD = """
 name: ood-pipeline
 version: 1
 description: OOD and calibration criteria next to the usual ones.
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.05"]}
 budget: {pgd: {steps: 5, restarts: 1}}
 criteria:

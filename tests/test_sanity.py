@@ -24,6 +24,7 @@ DOMAIN = InputDomain(0.0, 1.0)
 STANDARD = """
 name: test-sanity
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.1", "0.2"]}
 budget: {preset: quick}
 attacks: [apgd-ce, apgd-t, fab-t, square]

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STANDARD = """
 name: evidence
 version: 1
+input_domain: {low: 0.0, high: 1.0, units: pixel intensity}
 threat_model: {norm: linf, eps: ["0.1", "0.3"]}
 budget: {preset: quick, sanity: {points: 40}}
 attacks: [apgd-ce, square]
