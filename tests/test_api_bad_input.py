@@ -99,7 +99,19 @@ def test_unknown_standard_and_bad_range_are_named(api, good):
     r = _post(client, good[0], good[1], standard="no-such-standard")
     assert r.status_code == 422 and "no-such-standard" in r.json()["error"]["message"]
     r = _post(client, good[0], good[1], input_low="0.2", input_high="0.5")
-    assert r.status_code == 422 and "outside the declared input range" in r.text
+    assert r.status_code == 422 and "contradicts standard demo-digits v2" in r.text
+    # A standard written before domains (v1) takes the submission's range, and checks it.
+    r = _post(client, good[0], good[1], input_low="0.2", input_high="0.5",
+              standard="demo-digits@1")
+    assert r.status_code == 422 and "outside the input domain" in r.text
+    r = _post(client, good[0], good[1], input_mean="0.5", input_std="x")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input_mapping"
+    # Normalised data without the mapping: refused, naming the flags that fix it.
+    with np.load(io.BytesIO(good[1])) as npz:
+        z = io.BytesIO()
+        np.savez(z, x=(npz["x"] - 0.5) / 0.25, y=npz["y"])
+    r = _post(client, good[0], z.getvalue())
+    assert r.status_code == 422 and "input_mean" in r.text and "span [-2, 2]" in r.text
     r = client.post("/v1/certifications", files={"model": ("m.onnx", good[0])},
                     data={"standard": "demo-digits"})
     assert r.status_code == 422 and "data" in r.json()["error"]["message"]
