@@ -266,3 +266,22 @@ def test_standard_threat_models_presets_and_attack_selection():
             parse_standard(_document(attacks=attacks))
     with pytest.raises(StandardError):
         parse_standard(STANDARD.replace("norm: l2", "norm: linf"))   # two linf entries
+
+
+def test_attacks_register_once_with_fixed_order_and_salts():
+    """The cascade's menu comes from the registry; salts are part of the reproducibility
+    contract (a run's random starts must not shift when an attack is added)."""
+    from verifiers.attacks import registry
+    from verifiers.attacks.battery import LP_ATTACKS
+    from verifiers.attacks.budget import ATTACKS
+
+    attacks = registry.lp_attacks()
+    assert LP_ATTACKS == ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+    assert [a.salt for a in attacks] == [0, 1, 2, 3, 4, 5]
+    assert set(LP_ATTACKS) <= set(ATTACKS)  # every registered attack can be selected
+    square = registry.get("square")
+    assert square.unsupported("linf", white_box=False) == ""
+    assert "supports" in square.unsupported("l1", white_box=True)
+    assert "needs gradients" in registry.get("apgd-t").unsupported("linf", white_box=False)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(square)
