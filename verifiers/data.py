@@ -41,6 +41,9 @@ class EvalSet:
     # index = id); see :func:`validate_groups`.
     group: np.ndarray | None = None
     group_names: tuple[str, ...] | None = None
+    # Optional evidence mask (npz ``mask``): bool, the shape of ``x``, True where the evidence
+    # for the label lies (the object, not the background); see :func:`validate_mask`.
+    mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -71,17 +74,19 @@ def load_eval_set(source: str | Path | bytes) -> EvalSet:
             y = npz["y"]
             group = npz["group"] if "group" in names else None
             group_names = npz["group_names"] if "group_names" in names else None
+            mask = npz["mask"] if "mask" in names else None
     except DataError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"evaluation set is not a readable .npz file: {exc}") from exc
     return validate_arrays(x, y, hashlib.sha256(raw).hexdigest(), group=group,
-                           group_names=group_names)
+                           group_names=group_names, mask=mask)
 
 
 def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "", *,
                     group: np.ndarray | None = None,
-                    group_names: np.ndarray | None = None) -> EvalSet:
+                    group_names: np.ndarray | None = None,
+                    mask: np.ndarray | None = None) -> EvalSet:
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"'x' must be a float array (float32), got dtype {x.dtype}")
     if not np.issubdtype(y.dtype, np.integer):
@@ -100,7 +105,26 @@ def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "", *,
         raise DataError(f"labels must be >= 0, found {int(y.min())}")
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     ids, names = validate_groups(group, group_names, x.shape[0])
-    return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256, group=ids, group_names=names)
+    return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256, group=ids, group_names=names,
+                   mask=validate_mask(mask, x.shape))
+
+
+def validate_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The optional ``mask`` array: bool, the shape of ``x``, True where the evidence for the
+    label lies. A sample whose mask is all False (no evidence anywhere) is refused."""
+    if mask is None:
+        return None
+    if mask.dtype != np.bool_:
+        raise DataError(f"'mask' must be a boolean array (True where the evidence for the "
+                        f"label lies), got dtype {mask.dtype}")
+    if tuple(mask.shape) != tuple(shape):
+        raise DataError(f"'mask' has shape {list(mask.shape)} but 'x' has {list(shape)} "
+                        "(one mask value per input value)")
+    flat = mask.reshape(len(mask), -1)
+    empty = np.flatnonzero(~flat.any(axis=1))
+    if len(empty):
+        raise DataError(f"'mask' of sample {int(empty[0])} is all False: it marks no evidence")
+    return np.ascontiguousarray(mask)
 
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -17,6 +17,7 @@ from verifiers.catalogue import (  # noqa: E402,F401  (fills the catalogue, one 
     calibration,
     certified,
     clean,
+    explain,
     fidelity,
     ood,
     sanity,

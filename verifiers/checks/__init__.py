@@ -13,6 +13,7 @@ from verifiers.checks import (  # noqa: F401  (each registers itself)
     certified,
     classes,
     clean,
+    explain,
     fidelity,
     ood,
     sanity,

@@ -1,4 +1,5 @@
-"""The HTML report: one self-contained page (inline CSS and SVG, no script, nothing fetched).
+"""The HTML report: one self-contained page (inline CSS, SVG and PNG data, no script, nothing
+fetched).
 
 Verdict banner, headline figures, the per-criterion table (value, threshold, margin, result),
 the plots whose data the scorecard holds, every check with its metrics and what could not be
@@ -21,6 +22,7 @@ from verifiers.report.access import (
     number,
     short,
 )
+from verifiers.report.heatmaps import explanation_maps
 from verifiers.report.plots import figures
 from verifiers.report.style import CSS, verdict_colors
 
@@ -40,7 +42,7 @@ def render_html(card: dict[str, Any], certificate: dict[str, Any] | None = None)
     title = (f"Robustgate {verdict}: {std.get('name', '?')} v{std.get('version', '?')}, "
              f"model {short(dig(card, 'model', 'sha256'))}")
     body = "".join((_banner(card), _tiles(card), _criteria(card), _figures(card),
-                    _checks(card), _provenance(card, certificate)))
+                    explanation_maps(card), _checks(card), _provenance(card, certificate)))
     tool = dig(card, "tool", "version") or "?"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -19,7 +19,7 @@ from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
           "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
-          "min_samples", "min_group_samples")
+          "min_samples", "min_group_samples", "explain")
 
 
 def parse_standard(document: str) -> Standard:
@@ -57,6 +57,7 @@ def parse_standard(document: str) -> Standard:
         min_samples=schema.integer(doc, ("min_samples",), data.get("min_samples", 0), 0),
         min_group_samples=schema.integer(doc, ("min_group_samples",),
                                          data.get("min_group_samples", 0), 0),
+        explain=schema.explain(doc, data.get("explain"), domain),
     )
 
 

@@ -18,11 +18,13 @@ from verifiers import catalogue
 from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import (
     COMPARATORS,
+    EXPLAIN_METHODS,
     NORMS,
     SEVERITIES,
     Criterion,
     DomainSpec,
     Eps,
+    ExplainSpec,
     ThreatModel,
 )
 
@@ -100,6 +102,33 @@ def input_domain(doc: Located, raw: Any) -> DomainSpec | None:
     if not low < high:
         raise doc.error(path, f"needs low < high, got [{low:g}, {high:g}]")
     return DomainSpec(low, high, units.strip())
+
+
+def explain(doc: Located, raw: Any, domain: DomainSpec | None) -> ExplainSpec:
+    """The optional ``explain:`` section (defaults: :class:`ExplainSpec`)."""
+    if raw is None:
+        return ExplainSpec()
+    path: Path = ("explain",)
+    raw = mapping(doc, path, raw, "explain settings (samples, method, baseline, ...)")
+    defaults = ExplainSpec()
+    known_fields(doc, path, raw, tuple(defaults.__dataclass_fields__))
+    ints = {k: integer(doc, (*path, k), raw[k], 1) for k in
+            ("samples", "steps", "perturbations", "window", "deletion_steps") if k in raw}
+    floats = {k: number(doc, (*path, k), raw[k]) for k in
+              ("baseline", "radius", "randomization_threshold") if k in raw}
+    if floats.get("radius", 1.0) <= 0:
+        raise doc.error((*path, "radius"), f"must be > 0, got {_shown(raw['radius'])}")
+    if not -1.0 <= floats.get("randomization_threshold", 0.0) <= 1.0:
+        raise doc.error((*path, "randomization_threshold"), "is a rank correlation: it must "
+                        f"lie in [-1, 1], got {_shown(raw['randomization_threshold'])}")
+    base = floats.get("baseline", defaults.baseline)
+    if domain is not None and not domain.from_data and domain.low is not None \
+            and domain.high is not None and not domain.low <= base <= domain.high:
+        raise doc.error((*path, "baseline"), f"the neutral value {base:g} lies outside the "
+                                             f"input domain {domain.describe()}")
+    method = choice(doc, (*path, "method"), raw["method"], EXPLAIN_METHODS) \
+        if "method" in raw else defaults.method
+    return ExplainSpec(**{**defaults.__dict__, **ints, **floats, "method": method})
 
 
 def name(doc: Located, raw: Any) -> str:

@@ -75,6 +75,32 @@ class DomainSpec:
 
 
 FIDELITY_UNITS = ("relative", "absolute")
+EXPLAIN_METHODS = ("integrated_gradients", "gradient_x_input")
+
+
+@dataclass(frozen=True)
+class ExplainSpec:
+    """The ``explain:`` section: how the explain check attributes and what it tolerates.
+
+    ``samples``: a seeded subset of the evaluation set is explained (all when smaller);
+    ``method``: the gradient attribution on the trusted torch conversion (occlusion on
+    onnxruntime without one); ``steps``: integrated-gradients steps; ``baseline``: the neutral
+    input value (IG baseline, occlusion patch, deleted features, removed background);
+    ``radius``/``perturbations``: max-sensitivity's L-infinity radius (input units) and draws;
+    ``window``: occlusion patch side; ``deletion_steps``: points of the deletion/insertion
+    curves; ``randomization_threshold``: a randomisation similarity above it makes every other
+    explain criterion INCONCLUSIVE (the explanation does not depend on the model's weights).
+    """
+
+    samples: int = 64
+    method: str = "integrated_gradients"
+    steps: int = 16
+    baseline: float = 0.0
+    radius: float = 0.02
+    perturbations: int = 8
+    window: int = 2
+    deletion_steps: int = 16
+    randomization_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -104,6 +130,7 @@ class Standard:
     min_samples: int = 0
     min_group_samples: int = 0
     confidence: float | None = None
+    explain: ExplainSpec = field(default_factory=ExplainSpec)
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
