@@ -71,8 +71,10 @@ def _pgd_train_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 30,
-          adversarial_eps: float = 0.0, seed: int = 0, batch_size: int = 64) -> nn.Module:
-    """Plain or PGD adversarial training (Madry et al.), deterministic for a given seed."""
+          adversarial_eps: float = 0.0, seed: int = 0, batch_size: int = 64,
+          noise_sigma: float = 0.0) -> nn.Module:
+    """Plain, PGD adversarial (Madry et al.) or Gaussian-noise training (``noise_sigma``: the
+    augmentation randomized smoothing needs, Cohen et al. 2019), deterministic per seed."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -87,6 +89,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 30,
                 model.eval()
                 xb = _pgd_train_examples(model, xb, yb, adversarial_eps, 7, generator)
                 model.train()
+            if noise_sigma > 0:
+                xb = xb + noise_sigma * torch.randn(xb.shape, generator=generator)
             opt.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
             opt.step()

@@ -21,6 +21,7 @@ from verifiers.catalogue import (  # noqa: E402,F401  (fills the catalogue, one 
     fidelity,
     ood,
     sanity,
+    smoothing,
     subgroups,
 )
 from verifiers.catalogue.spec import (

@@ -19,6 +19,9 @@ DIRECTIONS: tuple[Direction, ...] = ("higher", "lower", "none")
 BOUNDS: tuple[Bound, ...] = ("exact", "upper", "lower")
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# Open placeholders whose values are radii as a standard writes them: a threat model's eps,
+# the smoothing section's L2 radii.
+RADIUS_PLACEHOLDERS = ("eps", "radius")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,9 @@ class Placeholder:
             alternatives = "|".join(re.escape(v) for v in sorted(self.values, key=len,
                                                                    reverse=True))
             return f"(?P<{self.name}>{alternatives})"
-        return f"(?P<{self.name}>[^@]+?)" if self.name == "eps" else f"(?P<{self.name}>[^.@]+)"
+        # Radii ("8/255", "0.25") may hold dots; other open values stop at one.
+        dotted = self.name in RADIUS_PLACEHOLDERS
+        return f"(?P<{self.name}>[^@]+?)" if dotted else f"(?P<{self.name}>[^.@]+)"
 
 
 # Shared placeholders: a radius of a threat model the standard lists, and a secondary norm.

@@ -17,6 +17,7 @@ from verifiers.checks import (  # noqa: F401  (each registers itself)
     fidelity,
     ood,
     sanity,
+    smoothing,
     subgroups,
 )
 from verifiers.checks.context import RunContext

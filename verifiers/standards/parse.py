@@ -13,13 +13,14 @@ from typing import Any
 
 from verifiers.attacks.budget import Budget, parse_attacks, parse_budget
 from verifiers.errors import StandardError
+from verifiers.smoothing.config import SmoothingConfig, parse_smoothing
 from verifiers.standards import schema
 from verifiers.standards.located import Located, Path, load
 from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
           "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
-          "min_samples", "min_group_samples", "explain")
+          "min_samples", "min_group_samples", "explain", "smoothing")
 
 
 def parse_standard(document: str) -> Standard:
@@ -40,8 +41,9 @@ def parse_standard(document: str) -> Standard:
     attacks = _attacks(doc)
     confidence = (schema.confidence(doc, ("confidence",), data["confidence"])
                   if data.get("confidence") is not None else None)
+    smoothing = _smoothing(doc)
     criteria = schema.criteria(doc, schema.required(doc, (), data, "criteria"), threats,
-                               confidence)
+                               confidence, smoothing)
     tolerance = schema.number(doc, ("fidelity_tolerance",),
                               data.get("fidelity_tolerance", 1e-4), low=0.0)
     fidelity_unit = schema.choice(doc, ("fidelity_unit",), data.get("fidelity_unit", "absolute"),
@@ -58,6 +60,7 @@ def parse_standard(document: str) -> Standard:
         min_group_samples=schema.integer(doc, ("min_group_samples",),
                                          data.get("min_group_samples", 0), 0),
         explain=schema.explain(doc, data.get("explain"), domain),
+        smoothing=smoothing,
     )
 
 
@@ -81,6 +84,30 @@ def _budget_culprit(raw: Any) -> Path:
                     return ("budget", key, sub)
         return ("budget", key)
     return ("budget",)
+
+
+def _smoothing(doc: Located) -> SmoothingConfig | None:
+    if "smoothing" not in doc.data:
+        return None
+    raw = doc.data["smoothing"]
+    try:
+        return parse_smoothing(raw)
+    except StandardError as exc:
+        raise doc.at(_smoothing_culprit(raw), str(exc)) from exc
+
+
+def _smoothing_culprit(raw: Any) -> Path:
+    if not isinstance(raw, dict):
+        return ("smoothing",)
+    for key, value in raw.items():
+        if not _fails(parse_smoothing, {key: value}):
+            continue
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if _fails(parse_smoothing, {key: [item]}) or item in value[:i]:
+                    return ("smoothing", key, i)
+        return ("smoothing", key)
+    return ("smoothing",)
 
 
 def _attacks(doc: Located) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from verifiers import catalogue
+from verifiers.smoothing.config import SmoothingConfig
 from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import (
     COMPARATORS,
@@ -191,10 +192,11 @@ def confidence(doc: Located, path: Path, raw: Any) -> float:
 
 
 def criteria(doc: Located, raw: Any, threats: tuple[ThreatModel, ...],
-             default_confidence: float | None = None) -> tuple[Criterion, ...]:
+             default_confidence: float | None = None,
+             smoothing: SmoothingConfig | None = None) -> tuple[Criterion, ...]:
     if not isinstance(raw, list) or not raw:
         raise doc.error(("criteria",), f"must be a non-empty list, got {_shown(raw)}")
-    out = tuple(_criterion(doc, ("criteria", i), c, threats, default_confidence)
+    out = tuple(_criterion(doc, ("criteria", i), c, threats, default_confidence, smoothing)
                 for i, c in enumerate(raw))
     if not any(c.severity == "required" for c in out):
         raise doc.error(("criteria",), "needs at least one required criterion")
@@ -202,11 +204,12 @@ def criteria(doc: Located, raw: Any, threats: tuple[ThreatModel, ...],
 
 
 def _criterion(doc: Located, path: Path, raw: Any, threats: tuple[ThreatModel, ...],
-               default_confidence: float | None = None) -> Criterion:
+               default_confidence: float | None = None,
+               smoothing: SmoothingConfig | None = None) -> Criterion:
     raw = mapping(doc, path, raw, "metric, op, threshold")
     known_fields(doc, path, raw, ("metric", "op", "threshold", "severity", "confidence"))
     metric, match = metric_path(doc, (*path, "metric"), required(doc, path, raw, "metric"),
-                                threats)
+                                threats, smoothing)
     op = required(doc, path, raw, "op")
     if op not in COMPARATORS:
         raise doc.error((*path, "op"), f"must be one of {sorted(COMPARATORS)}, got {op!r}")
@@ -226,8 +229,8 @@ def _criterion(doc: Located, path: Path, raw: Any, threats: tuple[ThreatModel, .
                      confidence=level)
 
 
-def metric_path(doc: Located, path: Path, raw: Any,
-                threats: tuple[ThreatModel, ...]) -> tuple[str, catalogue.Match]:
+def metric_path(doc: Located, path: Path, raw: Any, threats: tuple[ThreatModel, ...],
+                smoothing: SmoothingConfig | None = None) -> tuple[str, catalogue.Match]:
     """The path and its catalogue entry; unknown paths are refused with a suggestion."""
     if not isinstance(raw, str):
         raise doc.error(path, f"must be a path <check>.<metric> like 'clean.accuracy', "
@@ -245,6 +248,16 @@ def metric_path(doc: Located, path: Path, raw: Any,
         if label not in known:
             raise doc.error(path, f"asks for radius {label!r}, which the {threat.norm} threat "
                                   f"model does not list (eps: {', '.join(known)})")
+    if "radius" in match.values:
+        label = match.values["radius"]
+        if smoothing is None:
+            raise doc.error(path, f"asks for smoothing radius {label!r}, but the standard has "
+                                  "no smoothing section listing its radii (smoothing: "
+                                  f"{{radii: [{label!r}]}})")
+        known = [r.label for r in smoothing.radii]
+        if label not in known:
+            raise doc.error(path, f"asks for radius {label!r}, which the smoothing section "
+                                  f"does not list (radii: {', '.join(known)})")
     return raw, match
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from verifiers.attacks.budget import DEFAULT_ATTACKS, PRESETS, Budget, PgdBudget
+from verifiers.smoothing.config import SmoothingConfig
 
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
@@ -131,6 +132,8 @@ class Standard:
     min_group_samples: int = 0
     confidence: float | None = None
     explain: ExplainSpec = field(default_factory=ExplainSpec)
+    # The ``smoothing:`` section (randomized-smoothing certificates); None when absent.
+    smoothing: SmoothingConfig | None = None
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
