@@ -130,7 +130,7 @@ def test_builtins_are_pinned_to_their_versions():
     assert versions == {"demo-digits": 2, "hyatt-lee-baseline": 2, "l2-0_5": 2,
                         "linf-8_255": 2}
     assert pins == {"demo-digits.yaml": "9cd4c5d77debb732",  # the demo relies on it
-                    "hyatt-lee-baseline.yaml": "95ea49a86ae72236",
+                    "hyatt-lee-baseline.yaml": "4d15efe334baa671",
                     "l2-0_5.yaml": "c609b87d7df9f8ac", "linf-8_255.yaml": "f80589e253fb0034"}
     assert history == {"demo-digits@1.yaml": "f92b8f98049e8b01",
                        "hyatt-lee-baseline@1.yaml": "68e0f9453d65f7eb",
