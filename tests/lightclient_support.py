@@ -42,6 +42,10 @@ criteria:
 """
 PASS_STANDARD = _QUICK.format(name="lc-pass", clean=0.9)
 FAIL_STANDARD = _QUICK.format(name="lc-fail", clean=0.9999)
+# A required criterion on the user's own OOD set, with none uploaded: not obtained.
+INCONCLUSIVE_STANDARD = _QUICK.format(name="lc-inconclusive", clean=0.9).replace(
+    "severity: advisory}", "severity: advisory}\n  - {metric: ood.user.auroc.msp, op: \">=\", "
+    "threshold: 0.5}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def make_tenant(server, name: str, folder: Path) -> Tenant:
     """A tenant with the two quick standards and a 120-sample evaluation set."""
     token = server.token(name)
     headers = {"Authorization": f"Bearer {token}"}
-    for doc in (PASS_STANDARD, FAIL_STANDARD):
+    for doc in (PASS_STANDARD, FAIL_STANDARD, INCONCLUSIVE_STANDARD):
         r = httpx.post(f"{server.url}/v1/standards", content=doc, headers=headers, timeout=60)
         assert r.status_code in (200, 201), r.text
     data = np.load(ROOT / "examples" / "digits_eval.npz")
