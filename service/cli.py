@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from service.commands import admin, catalog, jobs, proofs
+from service.commands import admin, catalog, exports, jobs, proofs
 from service.console import fail
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -169,6 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     mt = sub.add_parser("metrics", help="the metric catalogue: every path a criterion can name")
     mt.add_argument("--json", action="store_true", help="as JSON (what GET /v1/metrics serves)")
     mt.set_defaults(handler=catalog.metrics)
+
+    exports.add_parser(sub)
 
     d = sub.add_parser("demo", help="start an embedded service, certify the example, stop")
     d.add_argument("--data-dir", type=Path, help="keep the service's data here")
