@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from service.commands import admin, catalog, jobs, proofs
+from service.commands import admin, catalog, exports, jobs, proofs
 from service.console import fail
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -26,10 +26,35 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return fail("interrupted")
+    except Exception as exc:  # configuration and connection errors: one line, no traceback
+        if (message := startup_error(exc)) is None:
+            raise
+        return fail(message)
+
+
+def startup_error(exc: BaseException) -> str | None:
+    """A message for errors of the environment rather than of the program, else None."""
+    from service.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    try:
+        from sqlalchemy.exc import DBAPIError, OperationalError
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, (OperationalError, DBAPIError)):
+        from service.config import _hide_password
+
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        url = getattr(exc, "robustgate_url", None) or os.environ.get("ROBUSTGATE_DATABASE_URL")
+        target = f" at {_hide_password(url)}" if url else ""
+        return f"cannot use the database{target}: {lines[0] if lines else type(exc).__name__}"
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robustgate", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"robustgate {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="start the API and worker(s)")
@@ -53,7 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="API tokens")
     tsub = t.add_subparsers(dest="token_command", required=True)
     tc = tsub.add_parser("create", help="create a token for a tenant (created if new)")
-    tc.add_argument("--tenant", required=True)
+    tc.add_argument("--tenant", help="the tenant (required unless --admin)")
+    tc.add_argument("--admin", action="store_true",
+                    help="an admin token: may create, list and revoke tokens (/v1/tokens)")
+    tc.add_argument("--name", default="", help="what the token is for")
+    tc.add_argument("--expires-in-days", type=float, metavar="DAYS")
+    tc.add_argument("--init", action="store_true",
+                    help="create the database if it does not exist yet (by default a missing "
+                         "database is an error: a token in a new database is useless to a "
+                         "server using another)")
     tc.set_defaults(handler=admin.token_create)
 
     for name, helptext in (("submit", "submit to a server (for CI)"),
@@ -137,10 +170,21 @@ def _parser() -> argparse.ArgumentParser:
     mt.add_argument("--json", action="store_true", help="as JSON (what GET /v1/metrics serves)")
     mt.set_defaults(handler=catalog.metrics)
 
+    exports.add_parser(sub)
+
     d = sub.add_parser("demo", help="start an embedded service, certify the example, stop")
     d.add_argument("--data-dir", type=Path, help="keep the service's data here")
     d.set_defaults(handler=admin.demo)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("robustgate")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _numbers(text: str) -> list[float]:

@@ -1,4 +1,8 @@
-"""A small HTTP client for the v1 API (used by ``robustgate submit`` and the tests)."""
+"""The full CLI's HTTP client for the v1 API (``robustgate submit``, the tests).
+
+Users who only submit and read verdicts want the light client in ``client/``
+(``robustgate_client``: httpx and cryptography only), which has the documented Python API.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ class Client:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One API call; an HTTP error or no answer raises :class:`ClientError`."""
         try:
             response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
@@ -62,16 +67,27 @@ class Client:
                              "application/octet-stream")
                      for field, path in (("model", model), ("data", data), ("ood", ood))
                      if path is not None}
-            return self._call("POST", "/v1/certifications", data=form, files=files).json()
+            return self.request("POST", "/v1/certifications", data=form, files=files).json()
 
     def get(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/certifications/{job_id}").json()
+        return self.request("GET", f"/v1/certifications/{job_id}").json()
 
     def scorecard(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/certifications/{job_id}/scorecard").json()
+        return self.request("GET", f"/v1/certifications/{job_id}/scorecard").json()
+
+    def report(self, job_id: str, fmt: str) -> bytes:
+        """A rendering of the scorecard: html, md, xml (JUnit) or svg (badge)."""
+        return self.request("GET", f"/v1/certifications/{job_id}/report.{fmt}").content
+
+    def certificate(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/certifications/{job_id}/certificate").json()
+
+    def list_certifications(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        return self.request("GET", "/v1/certifications",
+                            params={"limit": limit, "offset": offset}).json()
 
     def delete(self, job_id: str) -> int:
-        return self._call("DELETE", f"/v1/certifications/{job_id}").status_code
+        return self.request("DELETE", f"/v1/certifications/{job_id}").status_code
 
     def wait(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None,
              timeout: float = 3600.0, poll: float = 0.5) -> dict[str, Any]:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from workers.app import gpu_queue_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,22 +57,86 @@ class Settings:
         }
 
 
+class ConfigError(ValueError):
+    """The environment's settings are invalid: one line per problem."""
+
+
+_SCHEMES_DB = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+class _EnvSettings(BaseModel):
+    """The ROBUSTGATE_* variables, typed and validated (pydantic); empty means default."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    data_dir: str = "robustgate-data"
+    database_url: str | None = None
+    broker_url: str = Field("filesystem://", pattern=r"^[a-z][a-z0-9+]*://")
+    storage_dir: str | None = None
+    queue: str = Field("robustgate", min_length=1)
+    max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    stale_seconds: float = Field(120.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    gpu_queue: str | None = None
+    shard_timeout_seconds: float = Field(3 * 3600.0, gt=0)
+    job_timeout_seconds: float = Field(24 * 3600.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(_SCHEMES_DB):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+PREFIX = "ROBUSTGATE_"
+# Read by the CLI clients, not the service: not typos.
+_CLIENT_VARIABLES = {"SERVER", "TOKEN", "PIP_SPEC"}
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: the process environment); :class:`ConfigError` lists
+    every invalid variable, one line each."""
     env = dict(os.environ if env is None else env)
-    data_dir = Path(env.get("ROBUSTGATE_DATA_DIR", "robustgate-data")).resolve()
-    database_url = env.get("ROBUSTGATE_DATABASE_URL") or f"sqlite:///{data_dir / 'robustgate.db'}"
-    queue = env.get("ROBUSTGATE_QUEUE") or "robustgate"
+    raw = {k[len(PREFIX):].lower(): v for k, v in env.items()
+           if k.startswith(PREFIX) and v.strip() != ""}
+    _warn_unknown(raw)
+    try:
+        parsed = _EnvSettings.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err.get("loc") else "?"
+            value = raw.get(field, "")
+            shown = value if "url" not in field else _hide_password(value)
+            lines.append(f"{PREFIX}{field.upper()}={shown!r}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    data_dir = Path(parsed.data_dir).resolve()
     return Settings(
         data_dir=data_dir,
-        database_url=database_url,
-        broker_url=env.get("ROBUSTGATE_BROKER_URL") or "filesystem://",
-        storage_dir=Path(env.get("ROBUSTGATE_STORAGE_DIR") or data_dir / "storage").resolve(),
-        queue=queue,
-        max_upload_bytes=int(env.get("ROBUSTGATE_MAX_UPLOAD_BYTES") or 256 * 1024 * 1024),
-        heartbeat_seconds=float(env.get("ROBUSTGATE_HEARTBEAT_SECONDS") or 10.0),
-        stale_seconds=float(env.get("ROBUSTGATE_STALE_SECONDS") or 120.0),
-        max_attempts=int(env.get("ROBUSTGATE_MAX_ATTEMPTS") or 3),
-        gpu_queue=env.get("ROBUSTGATE_GPU_QUEUE") or gpu_queue_for(queue),
-        shard_timeout_seconds=float(env.get("ROBUSTGATE_SHARD_TIMEOUT_SECONDS") or 3 * 3600.0),
-        job_timeout_seconds=float(env.get("ROBUSTGATE_JOB_TIMEOUT_SECONDS") or 24 * 3600.0),
+        database_url=parsed.database_url or f"sqlite:///{data_dir / 'robustgate.db'}",
+        broker_url=parsed.broker_url,
+        storage_dir=Path(parsed.storage_dir or data_dir / "storage").resolve(),
+        queue=parsed.queue,
+        max_upload_bytes=parsed.max_upload_bytes,
+        heartbeat_seconds=parsed.heartbeat_seconds,
+        stale_seconds=parsed.stale_seconds,
+        max_attempts=parsed.max_attempts,
+        gpu_queue=parsed.gpu_queue or gpu_queue_for(parsed.queue),
+        shard_timeout_seconds=parsed.shard_timeout_seconds,
+        job_timeout_seconds=parsed.job_timeout_seconds,
     )
+
+
+def _warn_unknown(raw: dict[str, str]) -> None:
+    known = set(_EnvSettings.model_fields)
+    for name in sorted(set(raw) - known - {v.lower() for v in _CLIENT_VARIABLES}):
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            log.warning("ignoring %s%s: did you mean %s%s?", PREFIX, name.upper(), PREFIX,
+                        close[0].upper())
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

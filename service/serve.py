@@ -62,12 +62,28 @@ def stop(processes: list[subprocess.Popen], timeout: float = 15.0) -> None:
             proc.wait()
 
 
+def _admin_token(settings: Settings) -> None:
+    """First start: an admin token for /v1/tokens, in a file only its owner can read."""
+    from service.auth import ensure_admin_token
+    from service.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        with db.session() as s:
+            path = ensure_admin_token(s, settings.data_dir)
+    finally:
+        db.dispose()
+    if path is not None:
+        log.info("admin token written to %s (use it with POST /v1/tokens)", path)
+
+
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from service.api import create_app
 
     upgrade(settings.database_url)
+    _admin_token(settings)
     procs = start_workers(settings, workers)
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,5 +1,6 @@
-"""docs/ci.md: its GitHub Actions and GitLab CI jobs parse, gate the deployment, and every
-``robustgate`` command in them is one the CLI accepts."""
+"""docs/ci.md: its GitHub Actions and GitLab CI jobs parse, gate the deployment, install the
+light client from the repository (never by a bare name from a public index), and every
+``robustgate-client`` command in them is one the light client accepts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import shlex
 from pathlib import Path
 
 import yaml
+from robustgate_client.cli import _parser
 
-from service.cli import _parser
-
-DOC = Path(__file__).resolve().parents[1] / "docs" / "ci.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "ci.md"
 
 
 def _yaml_blocks() -> list[dict]:
@@ -25,7 +26,7 @@ def _commands(lines: list[str]) -> list[list[str]]:
     for line in lines:
         for part in line.split("\n"):
             part = part.strip()
-            if part.startswith("robustgate "):
+            if part.startswith("robustgate-client "):
                 found.append(shlex.split(part)[1:])
     return found
 
@@ -36,46 +37,56 @@ def _accepted(argv: list[str]) -> str:
         try:
             args = _parser().parse_args(argv)
         except SystemExit:
-            raise AssertionError(f"the CLI refuses {argv}: {stderr.getvalue()}") from None
+            raise AssertionError(f"the client refuses {argv}: {stderr.getvalue()}") from None
     return args.command
 
 
-def _check_gate(certify_cmds: list[list[str]], deploy_cmds: list[list[str]]) -> None:
-    assert [_accepted(c) for c in certify_cmds] == ["submit"]
-    submit = certify_cmds[0]
-    assert {"--wait", "--junit", "--report", "--standard"} <= set(submit)
+def _check_verify(deploy_cmds: list[list[str]]) -> None:
     assert [_accepted(c) for c in deploy_cmds] == ["verify-certificate"]
     verify = deploy_cmds[0]
     assert {"--model", "--public-key", "--standard"} <= set(verify)
     assert verify[1].endswith("certificate.json")
 
 
-def test_github_actions_job_gates_the_deployment():
+def test_no_install_from_an_unclaimed_name():
+    text = DOC.read_text()
+    assert "robustgate==" not in text
+    for spec in re.findall(r'pip install "([^"$]+)"', text):
+        assert "git+" in spec or spec.endswith(".whl"), spec
+    assert "#subdirectory=client" in text
+
+
+def test_github_actions_job_uses_the_action_and_gates_the_deployment():
     workflow = next(b for b in _yaml_blocks() if "jobs" in b)
     assert set(workflow[True if True in workflow else "on"]) == {"pull_request", "push"}
     certify, deploy = workflow["jobs"]["certify"], workflow["jobs"]["deploy"]
     assert deploy["needs"] == "certify"
-    runs = [s.get("run", "") for s in certify["steps"]]
-    _check_gate(_commands(runs), _commands([s.get("run", "") for s in deploy["steps"]]))
-    uses = {s.get("uses", "").split("@")[0]: s for s in certify["steps"] + deploy["steps"]}
-    assert uses["mikepenz/action-junit-report"]["with"]["report_paths"] == "robustgate-junit.xml"
-    upload = uses["actions/upload-artifact"]["with"]
-    assert uses["actions/download-artifact"]["with"]["name"] == upload["name"]
-    assert "robustgate/" in upload["path"] and "always()" in uses["actions/upload-artifact"]["if"]
-    # Verification comes before the deploy step.
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    step = next(s for s in certify["steps"] if s.get("uses", "").endswith("/robustgate@v0.1.0"))
+    required = {k for k, v in action["inputs"].items() if v.get("required")}
+    assert required <= set(step["with"]) <= set(action["inputs"])
+    assert "CLIENT_SPEC" in workflow["env"] and "git+" in workflow["env"]["CLIENT_SPEC"]
+    _check_verify(_commands([s.get("run", "") for s in deploy["steps"]]))
+    uses = [s.get("uses", "").split("@")[0] for s in deploy["steps"]]
+    assert uses.count("actions/download-artifact") == 2
+    downloaded = {s["with"]["name"] for s in deploy["steps"]
+                  if s.get("uses", "").startswith("actions/download-artifact")}
+    assert downloaded == {step["with"]["artifact-name"], "certified-model"}
     names = [s.get("name", "") for s in deploy["steps"]]
     assert names.index("Deploy") > max(i for i, s in enumerate(deploy["steps"])
                                        if "verify-certificate" in s.get("run", ""))
 
 
-def test_gitlab_job_gates_the_deployment():
+def test_gitlab_job_extends_the_template_and_gates_the_deployment():
     pipeline = next(b for b in _yaml_blocks() if "stages" in b)
     assert pipeline["stages"] == ["build", "certify", "deploy"]
+    assert pipeline["include"][0]["file"] == "ci/gitlab/robustgate.gitlab-ci.yml"
+    assert (ROOT / pipeline["include"][0]["file"]).is_file()
     certify, deploy = pipeline["certify"], pipeline["deploy"]
-    _check_gate(_commands(certify["script"]), _commands(deploy["script"]))
-    assert certify["artifacts"]["reports"]["junit"] == "robustgate-junit.xml"
-    assert certify["artifacts"]["when"] == "always"
-    assert "robustgate/" in certify["artifacts"]["paths"]
-    assert deploy["needs"] == ["certify"] and deploy["stage"] == "deploy"
+    assert certify["extends"] == ".robustgate"
+    template = yaml.safe_load((ROOT / "ci/gitlab/robustgate.gitlab-ci.yml").read_text())
+    assert set(certify["variables"]) <= set(template[".robustgate"]["variables"])
+    _check_verify(_commands(deploy["script"]))
+    assert deploy["needs"] == ["build-model", "certify"] and deploy["stage"] == "deploy"
     script = deploy["script"]
     assert script.index(next(s for s in script if "verify-certificate" in s)) < len(script) - 1

@@ -45,7 +45,7 @@ def test_twenty_concurrent_submissions_from_three_tenants(production_server, sma
         with Client(production_server.url, tokens[tenant]) as client:
             for job_id in ids:
                 assert client.wait(job_id, timeout=600)["status"] == "succeeded"
-            listing = client._call("GET", "/v1/certifications?limit=200").json()
+            listing = client.list_certifications(limit=200)
             # The tenant sees exactly its own jobs (these fixtures' tenants are new).
             assert {item["id"] for item in listing["items"]} == ids
     assert sum(len(ids) for ids in by_tenant.values()) == 20
@@ -64,7 +64,7 @@ def test_restarting_the_service_loses_nothing(tmp_path, small_job):
         with Client(second.url, token) as client:
             for job_id in ids:
                 assert client.wait(job_id, timeout=300)["status"] == "succeeded"
-            assert client._call("GET", "/v1/certifications").json()["total"] == 3
+            assert client.list_certifications()["total"] == 3
     finally:
         stop([second.proc])
 

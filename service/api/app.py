@@ -15,6 +15,7 @@ from service.api.auth import TokenAuthMiddleware
 from service.api.reports import router as reports_router
 from service.api.routes import router
 from service.api.standards import router as standards_router
+from service.api.tokens import router as tokens_router
 from service.api.verifications import router as verifications_router
 from service.broker import broker_reachable
 from service.config import Settings, load_settings
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(standards_router)
     app.include_router(verifications_router)
     app.include_router(reports_router)
+    app.include_router(tokens_router)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from service.auth import tenant_for_token
+from service.auth import authenticate
 from service.errors import ApiError
 
 # Paths under /v1 anyone may read.
@@ -35,10 +35,12 @@ class TokenAuthMiddleware(BaseHTTPMiddleware):
                            "missing bearer token: send 'Authorization: Bearer <token>'")
         svc = request.app.state.services
         with svc.db.session() as s:
-            tenant = tenant_for_token(s, token.strip())
-            if tenant is None:
-                raise ApiError(401, "invalid_token", "the bearer token is not valid")
-            return tenant.id
+            caller = authenticate(s, token.strip())
+        if caller is None:
+            raise ApiError(401, "invalid_token", "the bearer token is not valid (unknown, "
+                                                 "revoked or expired)")
+        request.state.caller = caller
+        return caller.tenant_id
 
     def _check_length(self, request: Request) -> None:
         # Two files under the cap each plus form overhead; larger bodies are refused unread.

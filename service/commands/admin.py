@@ -40,16 +40,29 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def token_create(args: argparse.Namespace) -> int:
-    from service.auth import create_token
+    from datetime import UTC, datetime, timedelta
+
+    from service.auth import ADMIN_TENANT, create_token
     from service.db import Database
-    from service.db.migrate import upgrade
+    from service.db.migrate import database_exists, upgrade
 
     settings = load_settings()
+    if not args.tenant and not args.admin:
+        return fail("--tenant is required (or --admin for an admin token)")
+    if not args.init and not database_exists(settings.database_url):
+        return fail(f"no Robustgate database at {_shown(settings.database_url)} "
+                    f"(ROBUSTGATE_DATA_DIR={settings.data_dir}): run this where the server "
+                    "runs, with the same ROBUSTGATE_DATA_DIR / ROBUSTGATE_DATABASE_URL, or "
+                    "pass --init to create a new database; a running server also issues "
+                    "tokens over POST /v1/tokens with its admin token")
     upgrade(settings.database_url)
+    expires = (datetime.now(UTC) + timedelta(days=args.expires_in_days)
+               if args.expires_in_days else None)
     db = Database(settings.database_url)
     try:
         with db.session() as s:
-            token = create_token(s, args.tenant)
+            token = create_token(s, args.tenant or ADMIN_TENANT, name=args.name,
+                                 expires_at=expires, admin=args.admin)
     except ValueError as exc:
         return fail(str(exc))
     finally:
@@ -65,3 +78,9 @@ def demo(args: argparse.Namespace) -> int:
         return run_demo(args.data_dir)
     except RuntimeError as exc:
         return fail(str(exc))
+
+
+def _shown(url: str) -> str:
+    from service.config import _hide_password
+
+    return _hide_password(url)

@@ -51,13 +51,11 @@ def _download_reports(client, job_id: str, folder: Path, card: dict) -> None:
     from service.client import ClientError
 
     folder.mkdir(parents=True, exist_ok=True)
-    base = f"/v1/certifications/{job_id}"
     for ext in ("html", "md", "xml", "svg"):
-        # Client has no generic GET; _call gives its error handling.
-        (folder / f"report.{ext}").write_bytes(client._call("GET", f"{base}/report.{ext}").content)
+        (folder / f"report.{ext}").write_bytes(client.report(job_id, ext))
     (folder / "scorecard.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     try:
-        certificate = client._call("GET", f"{base}/certificate").json()
+        certificate = client.certificate(job_id)
     except ClientError as exc:
         if exc.status != 409:
             raise

@@ -26,3 +26,21 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def database_exists(database_url: str) -> bool:
+    """True if the database exists and has been migrated at least once. Creates nothing
+    (SQLite's file is not touched if absent); a server that cannot be reached raises."""
+    from sqlalchemy import create_engine, inspect
+
+    url = normalise_url(database_url)
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("alembic_version")
+    finally:
+        engine.dispose()

@@ -50,6 +50,13 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # 0008: what the token is for, when it was last used (to the minute), when it expires,
+    # and whether it may manage tokens (POST/GET/DELETE /v1/tokens).
+    name: Mapped[str] = mapped_column(String(128), default="")
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class _Upload:

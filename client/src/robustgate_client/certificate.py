@@ -1,0 +1,256 @@
+"""Offline verification of Robustgate certificates (``certificate_version`` 1).
+
+The same format and checks as the server side's ``verifiers/certificate.py``, without its
+dependencies: the signature is Ed25519 over ``DOMAIN`` followed by the canonical JSON (keys
+sorted at every level, no whitespace, UTF-8, non-ASCII unescaped, NaN and infinities refused)
+of every field but ``signature``. The embedded ``public_key`` is not a trust anchor: the
+signature is checked against keys the caller pinned (a saved ``GET /v1/keys``, a PEM key or a
+base64 raw key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+CERTIFICATE_VERSION = 1
+ALGORITHM = "Ed25519"
+CANONICALIZATION = "robustgate-json-1"
+DOMAIN = b"robustgate-certificate-v1\n"
+_ENVELOPE = ("certificate_version", "algorithm", "canonicalization", "key_id", "public_key",
+             "signed_at", "certification_id", "signature")
+
+
+class CertificateError(Exception):
+    """A certificate failed verification; ``part`` names what failed."""
+
+    part = "certificate"
+
+
+class MalformedCertificate(CertificateError):
+    part = "format"
+
+
+class UntrustedKey(CertificateError):
+    part = "key"
+
+
+class BadSignature(CertificateError):
+    part = "signature"
+
+
+class ModelMismatch(CertificateError):
+    part = "model"
+
+
+class StandardMismatch(CertificateError):
+    part = "standard"
+
+
+class VerdictNotAccepted(CertificateError):
+    part = "verdict"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What a valid certificate states."""
+
+    key_id: str
+    signed_at: str
+    certification_id: str | None
+    model_sha256: str
+    verdict: str
+    standard_name: str
+    standard_version: Any
+
+    @property
+    def standard(self) -> str:
+        return f"{self.standard_name} v{self.standard_version}"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The byte string that is signed: sorted keys, no whitespace, UTF-8."""
+    bad = _non_finite_path(value, "")
+    if bad is not None:
+        raise ValueError(f"not JSON-representable: non-finite number at {bad or '<root>'}")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def _non_finite_path(value: Any, path: str) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items: Iterable[tuple[Any, Any]] = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    for key, item in items:
+        found = _non_finite_path(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def key_id(raw: bytes) -> str:
+    """A key's id: sha256 of its 32 raw bytes, hex."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def signed_message(certificate: dict[str, Any]) -> bytes:
+    return DOMAIN + canonical_json({k: v for k, v in certificate.items() if k != "signature"})
+
+
+def _b64(value: Any, field: str, size: int) -> bytes:
+    if not isinstance(value, str):
+        raise MalformedCertificate(f"field {field!r} must be a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedCertificate(f"field {field!r} is not valid base64") from exc
+    if len(raw) != size:
+        raise MalformedCertificate(f"field {field!r} must decode to {size} bytes, not {len(raw)}")
+    return raw
+
+
+def parse_certificate(text: str | bytes) -> dict[str, Any]:
+    """Parse a certificate file; duplicate keys are refused (parsers disagree on which wins)."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise MalformedCertificate(f"duplicate key {key!r} in the certificate")
+            seen[key] = value
+        return seen
+
+    try:
+        cert = json.loads(text, object_pairs_hook=no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:  # MalformedCertificate passes through
+        raise MalformedCertificate(f"the certificate is not valid JSON: {exc}") from exc
+    if not isinstance(cert, dict):
+        raise MalformedCertificate("a certificate is a JSON object")
+    return cert
+
+
+def _check_format(cert: Any) -> dict[str, Any]:
+    if not isinstance(cert, dict):
+        raise MalformedCertificate("a certificate is a JSON object")
+    missing = [k for k in (*_ENVELOPE, "scorecard") if k not in cert]
+    if missing:
+        raise MalformedCertificate(f"missing field(s): {', '.join(missing)}")
+    if cert["certificate_version"] != CERTIFICATE_VERSION:
+        raise MalformedCertificate(
+            f"certificate_version {cert['certificate_version']!r} is not supported "
+            f"(this tool reads version {CERTIFICATE_VERSION})")
+    if cert["algorithm"] != ALGORITHM or cert["canonicalization"] != CANONICALIZATION:
+        raise MalformedCertificate(f"unsupported algorithm/canonicalization "
+                                   f"{cert['algorithm']!r}/{cert['canonicalization']!r}")
+    card = cert["scorecard"]
+    if not isinstance(card, dict) or not isinstance(card.get("model"), dict):
+        raise MalformedCertificate("the scorecard must be an object with a model section")
+    return card
+
+
+def verify_certificate(cert: Any, trusted: Iterable[Ed25519PublicKey]) -> Verified:
+    """Check the format, that the signing key is trusted, and the signature."""
+    card = _check_format(cert)
+    raw = _b64(cert["public_key"], "public_key", 32)
+    if key_id(raw) != cert["key_id"]:
+        raise UntrustedKey("key_id is not the sha256 of the embedded public key")
+    trusted_ids = {key_id(_raw(k)) for k in trusted}
+    if not trusted_ids:
+        raise UntrustedKey("no trusted public key was given")
+    if cert["key_id"] not in trusted_ids:
+        shown = ", ".join(sorted(i[:16] + "..." for i in trusted_ids))
+        raise UntrustedKey(f"signed by key {cert['key_id'][:16]}..., which is not a trusted "
+                           f"key (trusted: {shown})")
+    signature = _b64(cert["signature"], "signature", 64)
+    try:
+        message = signed_message(cert)
+    except ValueError as exc:
+        raise MalformedCertificate(str(exc)) from exc
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, message)
+    except InvalidSignature as exc:
+        raise BadSignature("the signature does not match the certificate's contents: the "
+                           "scorecard or a signed field was altered after signing") from exc
+    std = card.get("standard") or {}
+    return Verified(key_id=cert["key_id"], signed_at=str(cert["signed_at"]),
+                    certification_id=cert["certification_id"],
+                    model_sha256=str(card["model"].get("sha256")),
+                    verdict=str(card.get("verdict")), standard_name=str(std.get("name")),
+                    standard_version=std.get("version"))
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model(verified: Verified, digest: str) -> str:
+    """``digest`` (the sha256 hex of the model about to ship) if it is the certified model."""
+    if digest != verified.model_sha256:
+        raise ModelMismatch(f"the model's sha256 {digest} is not the certified model's "
+                            f"{verified.model_sha256}")
+    return digest
+
+
+def load_public_keys(text: str) -> list[Ed25519PublicKey]:
+    """Trusted keys from a PEM public key, a base64 raw key, or a ``GET /v1/keys`` document."""
+    stripped = text.strip()
+    if stripped.startswith("-----BEGIN"):
+        key = serialization.load_pem_public_key(stripped.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the PEM key is not an Ed25519 public key")
+        return [key]
+    if stripped.startswith("{"):
+        doc = json.loads(stripped)
+        entries = doc.get("keys", []) if isinstance(doc, dict) else []
+        keys = [Ed25519PublicKey.from_public_bytes(_b64(e.get("public_key"), "public_key", 32))
+                for e in entries if isinstance(e, dict) and e.get("algorithm") == ALGORITHM]
+        if not keys:
+            raise ValueError("the key document lists no Ed25519 key")
+        return keys
+    try:
+        return [Ed25519PublicKey.from_public_bytes(_b64(stripped, "public_key", 32))]
+    except MalformedCertificate as exc:
+        raise ValueError("not a PEM key, a base64 raw Ed25519 key or a /v1/keys document") \
+            from exc
+
+
+def verify_file(certificate: str, model: str, trusted: Iterable[Ed25519PublicKey], *,
+                standard: str | None = None,
+                accept: Iterable[str] = ("PASS",)) -> Verified:
+    """All checks of ``verify-certificate``: format, key, signature, model, standard, verdict.
+
+    Raises a :class:`CertificateError` subclass whose ``part`` names the failed check.
+    """
+    with open(certificate, "rb") as fh:
+        cert = parse_certificate(fh.read())
+    ok = verify_certificate(cert, trusted)
+    check_model(ok, file_sha256(model))
+    if standard and ok.standard_name != standard:
+        raise StandardMismatch(f"certified against {ok.standard}, not {standard}")
+    accepted = list(accept)
+    if ok.verdict not in accepted:
+        raise VerdictNotAccepted(f"the certified verdict is {ok.verdict} against "
+                                 f"{ok.standard}; accepted: {', '.join(accepted)}")
+    return ok
