@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from fractions import Fraction
 from typing import Any
 
 from verifiers.errors import StandardError
+from verifiers.labels import labelled_number
 
 
 @dataclass(frozen=True)
@@ -105,17 +105,10 @@ def parse_smoothing(raw: Any) -> SmoothingConfig:
 def parse_radius(raw: Any, where: str) -> Radius:
     """A radius >= 0 written as a number or a string ("0.5", "1/4"); the label is kept."""
     try:
-        if isinstance(raw, str):
-            label = raw.replace(" ", "")
-            value = float(Fraction(label))
-        elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            value = float(raw)
-            label = format(value, "g")
-        else:
-            raise TypeError(type(raw).__name__)
-    except (ValueError, ZeroDivisionError, TypeError) as exc:
+        value, label = labelled_number(raw)
+    except ValueError as exc:
         raise StandardError(f"{where} = {raw!r} is not a number") from exc
-    if not math.isfinite(value) or value < 0:
+    if value < 0:
         raise StandardError(f"{where} must be >= 0, got {raw!r}")
     return Radius(value, label)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 from typing import Any
 
 from verifiers import catalogue
+from verifiers.labels import labelled_number
 from verifiers.smoothing.config import SmoothingConfig
 from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import (
@@ -168,17 +168,10 @@ def threat_models(doc: Located, raw: Any) -> tuple[ThreatModel, ...]:
 
 def _eps(doc: Located, path: Path, raw: Any) -> Eps:
     try:
-        if isinstance(raw, str):
-            label = raw.replace(" ", "")
-            value = float(Fraction(label))
-        elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            value = float(raw)
-            label = format(value, "g")
-        else:
-            raise TypeError(type(raw).__name__)
-    except (ValueError, ZeroDivisionError, TypeError) as exc:
+        value, label = labelled_number(raw)
+    except ValueError as exc:
         raise doc.error(path, f"= {raw!r} is not a number") from exc
-    if not math.isfinite(value) or value <= 0:
+    if value <= 0:
         raise doc.error(path, f"must be > 0, got {raw!r}")
     return Eps(value, label)
 
