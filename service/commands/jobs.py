@@ -56,6 +56,12 @@ def _download_reports(client, job_id: str, folder: Path, card: dict) -> None:
         # Client has no generic GET; _call gives its error handling.
         (folder / f"report.{ext}").write_bytes(client._call("GET", f"{base}/report.{ext}").content)
     (folder / "scorecard.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    try:  # the confirmed adversarial examples (404 when the scorecard keeps none)
+        (folder / "adversarial.npz").write_bytes(
+            client._call("GET", f"{base}/adversarial.npz").content)
+    except ClientError as exc:
+        if exc.status != 404:
+            raise
     try:
         certificate = client._call("GET", f"{base}/certificate").json()
     except ClientError as exc:
