@@ -47,15 +47,21 @@ def render_html(card: dict[str, Any], certificate: dict[str, Any] | None = None)
     verdict = str(card.get("verdict", "UNKNOWN"))
     title = (f"Robustgate {verdict}: {std.get('name', '?')} v{std.get('version', '?')}, "
              f"model {short(dig(card, 'model', 'sha256'))}")
-    body = "".join((_banner(card), _tiles(card), _criteria(card), _figures(card),
-                    gallery(card), per_class(card), explanation_maps(card), _checks(card),
-                    _provenance(card, certificate)))
+    body = render_body(card, certificate)
     tool = dig(card, "tool", "version") or "?"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{CSS}{GALLERY_CSS}</style></head><body><main>{body}"
             f"<footer>robustgate {escape(str(tool))} · scorecard schema "
             f"{escape(str(card.get('schema_version', '?')))}</footer></main></body></html>\n")
+
+
+def render_body(card: dict[str, Any], certificate: dict[str, Any] | None = None) -> str:
+    """The report's sections without the page around them (the dashboard embeds them; the
+    page needs :data:`verifiers.report.style.CSS` and the gallery's CSS)."""
+    return "".join((_banner(card), _tiles(card), _criteria(card), _figures(card),
+                    gallery(card), per_class(card), explanation_maps(card), _checks(card),
+                    _provenance(card, certificate)))
 
 
 def _banner(card: dict[str, Any]) -> str:
