@@ -85,3 +85,6 @@ details.group summary { cursor: pointer; font-weight: 600; font-size: 13.5px; }
 table.matrix { font-size: 12.5px; width: auto; min-width: 50%; }
 table.matrix th, table.matrix td { padding: 3px 8px; }
 """
+CSS += """
+.tile .value { overflow-wrap: anywhere; }
+"""
