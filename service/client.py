@@ -79,6 +79,10 @@ class Client:
         """A rendering of the scorecard: html, md, xml (JUnit) or svg (badge)."""
         return self.request("GET", f"/v1/certifications/{job_id}/report.{fmt}").content
 
+    def adversarial(self, job_id: str) -> bytes:
+        """The confirmed adversarial examples as an .npz (404 when the scorecard keeps none)."""
+        return self.request("GET", f"/v1/certifications/{job_id}/adversarial.npz").content
+
     def certificate(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/certifications/{job_id}/certificate").json()
 

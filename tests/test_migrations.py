@@ -12,7 +12,7 @@ from service.db.engine import normalise_url
 from service.db.migrate import downgrade, upgrade
 
 TABLES = {"tenants", "api_tokens", "models", "datasets", "standards", "certifications",
-          "certification_parts"}
+          "certification_parts", "certification_shares"}
 
 
 def _tables(url: str) -> set[str]:

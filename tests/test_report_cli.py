@@ -89,7 +89,8 @@ def test_certify_report_writes_every_rendering_of_the_same_verdict():
     assert run.result.returncode == {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}[card["verdict"]]
     names = sorted(p.name for p in run.folder.iterdir())
     # In-process runs have no service key: no certificate, and the report says so.
-    assert names == ["report.html", "report.md", "report.svg", "report.xml", "scorecard.json"]
+    assert names == ["adversarial.npz", "report.html", "report.md", "report.svg", "report.xml",
+                     "scorecard.json"]
     assert json.loads((run.folder / "scorecard.json").read_text()) == card
     html = (run.folder / "report.html").read_text()
     assert f'data-verdict="{card["verdict"]}"' in html and "not signed" in html
@@ -103,5 +104,14 @@ def test_certify_report_writes_every_rendering_of_the_same_verdict():
     # A criterion on a metric no check produced is INCONCLUSIVE, and shown as such everywhere.
     missing = next(c for c in card["criteria"] if c["metric"] == "ood.user.auroc.msp")
     assert missing["result"] == "INCONCLUSIVE" and missing["value"] is None
-    assert "| `ood.user.auroc.msp` _(advisory)_ | - |" in md
-    assert 'data-result="INCONCLUSIVE"><td><code>ood.user.auroc.msp</code>' in html
+    assert "| ❔ | `ood.user.auroc.msp` | - |" in md.split("**Advisory**")[1]
+    assert ('data-result="INCONCLUSIVE" data-severity="advisory" class="advisory"><td><code>'
+            'ood.user.auroc.msp</code>') in html
+    # The examples file holds what the scorecard keeps, each re-checkable on the model.
+    with np.load(run.folder / "adversarial.npz") as npz:
+        kept = card["checks"]["adversarial"]["details"]["examples"]["radii"]
+        assert len(npz["index"]) == sum(len(r.get("examples", [])) for r in kept) > 0
+        assert npz["x_adv"].shape[1:] == npz["x"].shape[1:] == (1, 8, 8)
+        assert np.all(npz["adv_pred"] != npz["label"])
+        assert np.all(np.abs(npz["x_adv"] - npz["x"]).reshape(len(npz["x"]), -1).max(1)
+                      <= npz["eps"] + 1e-6)

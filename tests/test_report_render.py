@@ -136,4 +136,6 @@ def test_certified_comparison_and_histograms_appear_when_their_data_does(card):
     html = render_html(richer)
     plots = re.findall(r'data-plot="([^"]+)"', html)
     assert "certified-vs-attacked" in plots and "ood-histograms" in plots
-    assert "Certified accuracy @ eps" in html
+    # The tiles are the criteria: the certified accuracy a criterion names, with its result.
+    assert re.search(r'class="tile advisory"[^>]*data-result="PASS"[^>]*>.{0,200}'
+                     r"certified\.certified_accuracy@0\.1", html)

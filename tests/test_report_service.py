@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from service.client import Client
@@ -30,6 +32,7 @@ from service.storage import BlobStore
 from tests.fixtures_service import ServerHandle, embedded_settings, start_server
 from tests.test_report_cli import certified_run
 from verifiers.certificate import load_public_keys, parse_certificate, verify_certificate
+from verifiers.checks.examples import to_npz
 from verifiers.schema import scorecard_schema
 
 REPORTS = {"html": "text/html", "md": "text/markdown", "xml": "application/xml",
@@ -80,7 +83,8 @@ def test_schema_keys_reports_and_certificate_over_http(server, monkeypatch, tmp_
     with Client(server.url, alice) as client:
         job = client.submit(run.model, run.eval_set, "demo-digits")
     base = f"/v1/certifications/{job['id']}"
-    paths = [f"{base}/report.{ext}" for ext in REPORTS] + [f"{base}/certificate"]
+    paths = [f"{base}/report.{ext}" for ext in REPORTS] + [f"{base}/certificate",
+                                                          f"{base}/adversarial.npz"]
     for path in paths:  # queued (no worker): nothing to render yet; others see nothing
         assert _get(server, path, alice).status_code == 409, path
         assert _get(server, path, bob).status_code == 404, path
@@ -97,7 +101,14 @@ def test_schema_keys_reports_and_certificate_over_http(server, monkeypatch, tmp_
                .find("testsuite").findall("testcase")) == len(card["criteria"])
     assert ET.fromstring(_get(server, f"{base}/report.svg", alice).content) \
         .get("data-verdict") == card["verdict"]
-    assert f"**{card['verdict']}**" in _get(server, f"{base}/report.md", alice).text
+    md = _get(server, f"{base}/report.md", alice).text
+    assert f"**{card['verdict']}**" in md and md.startswith("<!-- robustgate:report -->")
+    assert f"[Full report]({server.url}/ui/certifications/{job['id']})" in md
+    npz = _get(server, f"{base}/adversarial.npz", alice)
+    assert npz.status_code == 200 and npz.content == to_npz(card)
+    with np.load(io.BytesIO(npz.content)) as arrays:
+        assert len(arrays["index"]) > 0 and np.all(arrays["adv_pred"] != arrays["label"])
+    assert _get(server, f"{base}/adversarial.npz", bob).json()["error"]["code"] == "not_found"
 
     cert = _get(server, f"{base}/certificate", alice).json()
     assert cert["scorecard"] == card and cert["certification_id"] == job["id"]
@@ -161,8 +172,8 @@ def test_submit_report_writes_the_servers_reports_and_certificate(server, monkey
             proc.kill()
     assert proc.returncode == {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}[card["verdict"]], stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "certificate.json", "report.html", "report.md", "report.svg", "report.xml",
-        "scorecard.json"]
+        "adversarial.npz", "certificate.json", "report.html", "report.md", "report.svg",
+        "report.xml", "scorecard.json"]
     assert json.loads((out / "scorecard.json").read_text()) == card
     cert = parse_certificate((out / "certificate.json").read_bytes())
     keys = load_public_keys(_get(server, "/v1/keys", None).text)

@@ -12,10 +12,13 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.auth import TokenAuthMiddleware
+from service.api.docs import install as install_docs
 from service.api.reports import router as reports_router
 from service.api.routes import router
+from service.api.shares import router as shares_router
 from service.api.standards import router as standards_router
 from service.api.tokens import router as tokens_router
+from service.api.ui import router as ui_router
 from service.api.verifications import router as verifications_router
 from service.broker import broker_reachable
 from service.config import Settings, load_settings
@@ -40,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Robustgate", version=tool_version(), lifespan=lifespan,
                   description="Robustness certification of ONNX classifiers against "
-                              "predetermined standards.")
+                              "predetermined standards.",
+                  docs_url=None, redoc_url=None)  # served locally by service.api.docs
     app.state.services = services
     app.add_middleware(TokenAuthMiddleware)
     app.include_router(router)
@@ -48,7 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(verifications_router)
     app.include_router(reports_router)
     app.include_router(tokens_router)
+    app.include_router(shares_router)
+    app.include_router(ui_router)
     _install_error_handlers(app)
+    install_docs(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

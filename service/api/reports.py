@@ -22,7 +22,8 @@ from service.db import Certification
 from service.errors import ApiError
 from service.signing import Signer, load_or_create_signer
 from verifiers.certificate import assemble
-from verifiers.report import render
+from verifiers.checks.examples import to_npz
+from verifiers.report import render, render_markdown
 from verifiers.schema import scorecard_schema
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ def get_certificate(request: Request, job_id: str) -> dict[str, Any]:
 def _report(request: Request, job_id: str, fmt: str) -> Response:
     card, stored = _load(request, job_id)
     certificate = assemble(stored, card) if stored is not None else None
+    if fmt == "md":  # the PR comment links to the page a person opens (the dashboard's)
+        url = str(request.base_url).rstrip("/") + f"/ui/certifications/{job_id}"
+        return Response(render_markdown(card, certificate, report_url=url),
+                        media_type=MEDIA_TYPES[fmt],
+                        headers={"Content-Disposition": 'inline; filename="report.md"'})
     return Response(render(card, fmt, certificate), media_type=MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": f'inline; filename="report.{fmt}"'})
 
@@ -111,3 +117,22 @@ def report_xml(request: Request, job_id: str) -> Response:
             summary="status badge (verdict and standard)", response_class=Response)
 def report_svg(request: Request, job_id: str) -> Response:
     return _report(request, job_id, "svg")
+
+
+@router.get("/certifications/{job_id}/adversarial.npz", tags=["reports"],
+            summary="the confirmed adversarial examples the scorecard keeps (.npz)",
+            response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "arrays index, x, x_adv, eps, eps_label, norm, "
+                                            "attack, label, clean_pred, clean_conf, adv_pred, "
+                                            "adv_conf; broken@<norm>@<eps>: every broken "
+                                            "index"}})
+def adversarial_npz(request: Request, job_id: str) -> Response:
+    card, _stored = _load(request, job_id)
+    data = to_npz(card)
+    if data is None:
+        raise ApiError(404, "no_adversarial_examples",
+                       f"certification {job_id} keeps no adversarial examples (no attack ran, "
+                       "or it finished before scorecards kept them)")
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": 'attachment; filename="adversarial.npz"'})

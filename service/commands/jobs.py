@@ -54,6 +54,11 @@ def _download_reports(client, job_id: str, folder: Path, card: dict) -> None:
     for ext in ("html", "md", "xml", "svg"):
         (folder / f"report.{ext}").write_bytes(client.report(job_id, ext))
     (folder / "scorecard.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    try:  # the confirmed adversarial examples (404 when the scorecard keeps none)
+        (folder / "adversarial.npz").write_bytes(client.adversarial(job_id))
+    except ClientError as exc:
+        if exc.status != 404:
+            raise
     try:
         certificate = client.certificate(job_id)
     except ClientError as exc:

@@ -173,3 +173,22 @@ class CertificationPart(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                           nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CertificationShare(Base):
+    """A public, revocable link to one certification's badge (``/badge/<token>.svg``).
+
+    Only the sha256 of the token is stored, like API tokens: the link is shown once.
+    """
+
+    __tablename__ = "certification_shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certification_id: Mapped[str] = mapped_column(
+        ForeignKey("certifications.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

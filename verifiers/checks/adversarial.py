@@ -40,9 +40,11 @@ from verifiers.attacks.recheck import recheck
 from verifiers.attacks.rowrandom import RowRandom
 from verifiers.attacks.spatial import spatial_attack
 from verifiers.catalogue import adversarial as declared
+from verifiers.checks import examples
 from verifiers.checks.attack_evidence import ChunkEvidence, RadiusEvidence, merge
 from verifiers.checks.context import RunContext
 from verifiers.checks.registry import Check, register
+from verifiers.ood.reader import OutputReader
 from verifiers.plan import SHARD_SAMPLES, attack_chunks
 from verifiers.scorecard import CheckResult
 from verifiers.standards import ThreatModel
@@ -103,6 +105,8 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
     metrics: dict[str, Any] = {}
     counts: dict[str, list[list[int]]] = {}  # [k, n] for a standard's confidence
     curves: dict[str, list[dict[str, Any]]] = {}
+    kept: list[dict[str, Any]] = []
+    probs = _prob_reader(ctx)
     for i, tm in enumerate(std.threats):
         primary = i == 0
         prefix = "" if primary else f"{tm.norm}."
@@ -127,6 +131,10 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
             ctx.per_sample[f"{prefix}attacked_robust@{eps.label}"] = r.robust.copy()
             ctx.per_sample[f"{prefix}broken_by@{eps.label}"] = r.broken_by.copy()
             ctx.per_sample[f"{prefix}adversarial_examples@{eps.label}"] = r.examples
+            kept.append(examples.radius_record(
+                norm=tm.norm, eps_label=eps.label, eps=eps.value, x=data.x, y=data.y,
+                index=r.examples["index"], x_adv=r.examples["x_adv"], broken_by=r.broken_by,
+                probs=probs))
     _non_lp(ctx, metrics, tally)
     lp = [a for a in std.attacks if a in LP_ATTACKS or a == AA]
     fwd = sum(v for a, v in tally.forward.items() if a in lp)
@@ -144,6 +152,7 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
         "threat_models": [{"norm": tm.norm, "eps": [e.label for e in tm.eps]}
                           for tm in std.threats],
         "curves": curves, "skipped": tally.skipped, "counts": counts,
+        "examples": examples.section(kept, tuple(data.x.shape[1:])),
         "shards": {"samples_per_shard": SHARD_SAMPLES, "count": len(chunks)},
         "white_box": surf.module is not None,
         "masking": {"ops": [f.label() for f in surf.findings], "bpda": surf.adapted,
@@ -159,6 +168,13 @@ def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
     seconds = sum(tally.seconds.values()) + time.perf_counter() - t0
     return CheckResult(NAME, status=status, reason=reason, metrics=metrics, details=details,
                        seconds=seconds)
+
+
+def _prob_reader(ctx: RunContext) -> Any:
+    """probabilities(batch) on onnxruntime, the model as shipped (for the examples' labels)."""
+    reader = OutputReader(ctx.model, ctx.eval_set.x[:1], want_logits=False,
+                          batch_size=ctx.batch_size)
+    return lambda x: reader.read(x).probs
 
 
 @contextlib.contextmanager

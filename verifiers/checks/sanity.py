@@ -42,6 +42,7 @@ from verifiers.catalogue import sanity as declared
 from verifiers.checks.adversarial import attack_surface
 from verifiers.checks.context import RunContext
 from verifiers.checks.registry import Check, register
+from verifiers.reasons import grouped, join_reasons
 from verifiers.scorecard import CheckResult
 
 NAME = "sanity"
@@ -101,10 +102,12 @@ def run(ctx: RunContext) -> CheckResult:
     metrics = {k: v for k, v in metrics.items() if v is not None}
     summary = {k: f.as_dict() for k, f in findings.items()}
     if failed:
-        why = "; ".join(f"{k}: {f.detail}" for k, f in failed.items())
+        why = grouped({k: f.detail for k, f in failed.items()})
         adv.status = "inconclusive"
-        adv.reason = "; ".join(r for r in (adv.reason, f"gradient-masking sanity checks "
-                                                       f"failed ({why})") if r)
+        if surf.module is None and adv.reason and surf.reason in adv.reason:
+            # The cause is already the adversarial check's own reason: say it once.
+            why = ", ".join(failed) + ": not run (white-box attacks not possible)"
+        adv.reason = join_reasons((adv.reason, f"gradient-masking sanity checks failed ({why})"))
     adv.details["sanity"] = {"passed": not failed, "findings": summary}
     return CheckResult(NAME, metrics=metrics,
                        details={"findings": summary, "threat_model": std.threats[0].norm,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from verifiers.checks.examples import to_npz
 from verifiers.report.badge import render_badge
 from verifiers.report.html import render_html
 from verifiers.report.junit import render_junit
@@ -19,6 +20,7 @@ FILES = {
     "report.svg": "status badge",
     "scorecard.json": "the scorecard",
     "certificate.json": "the signed certificate (service runs only)",
+    "adversarial.npz": "the confirmed adversarial examples kept in the scorecard (when any)",
 }
 
 
@@ -37,7 +39,8 @@ def render(card: dict[str, Any], fmt: str, certificate: dict[str, Any] | None = 
 
 def write_reports(folder: Path, card: dict[str, Any],
                   certificate: dict[str, Any] | None = None) -> list[Path]:
-    """Write the four reports and the scorecard (and the certificate, when there is one)."""
+    """Write the four reports and the scorecard (and the certificate, when there is one, and
+    ``adversarial.npz`` when the scorecard keeps adversarial examples)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for ext in ("html", "md", "xml", "svg"):
@@ -51,5 +54,10 @@ def write_reports(folder: Path, card: dict[str, Any],
         path = folder / name
         path.write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                         encoding="utf-8")
+        written.append(path)
+    examples = to_npz(card)
+    if examples is not None:
+        path = folder / "adversarial.npz"
+        path.write_bytes(examples)
         written.append(path)
     return written

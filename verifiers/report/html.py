@@ -18,10 +18,12 @@ from verifiers.report.access import (
     fmt,
     fmt_interval,
     fmt_margin,
-    metric,
     number,
     short,
 )
+from verifiers.report.breakdown import describe, grouped_metrics, per_class, value_text
+from verifiers.report.gallery import CSS as GALLERY_CSS
+from verifiers.report.gallery import gallery
 from verifiers.report.heatmaps import explanation_maps
 from verifiers.report.plots import figures
 from verifiers.report.style import CSS, verdict_colors
@@ -30,8 +32,12 @@ _OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 _STATUS = {"ok": "PASS", "inconclusive": "INCONCLUSIVE", "error": "FAIL"}
 
 
-def _pill(label: str, colour_key: str | None = None) -> str:
+def _pill(label: str, colour_key: str | None = None, severity: str = "required") -> str:
+    """A result: filled for what decides the verdict, outlined for advisory results."""
     strong, light = verdict_colors(colour_key or label)
+    if severity != "required":
+        return (f'<span class="pill outline" data-severity="advisory" style="color:{strong};'
+                f'border-color:{strong}">{escape(label)}</span>')
     return (f'<span class="pill" style="color:{strong};background:{light}">'
             f"{escape(label)}</span>")
 
@@ -41,14 +47,21 @@ def render_html(card: dict[str, Any], certificate: dict[str, Any] | None = None)
     verdict = str(card.get("verdict", "UNKNOWN"))
     title = (f"Robustgate {verdict}: {std.get('name', '?')} v{std.get('version', '?')}, "
              f"model {short(dig(card, 'model', 'sha256'))}")
-    body = "".join((_banner(card), _tiles(card), _criteria(card), _figures(card),
-                    explanation_maps(card), _checks(card), _provenance(card, certificate)))
+    body = render_body(card, certificate)
     tool = dig(card, "tool", "version") or "?"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>{body}"
+            f"<title>{escape(title)}</title><style>{CSS}{GALLERY_CSS}</style></head><body><main>{body}"
             f"<footer>robustgate {escape(str(tool))} · scorecard schema "
             f"{escape(str(card.get('schema_version', '?')))}</footer></main></body></html>\n")
+
+
+def render_body(card: dict[str, Any], certificate: dict[str, Any] | None = None) -> str:
+    """The report's sections without the page around them (the dashboard embeds them; the
+    page needs :data:`verifiers.report.style.CSS` and the gallery's CSS)."""
+    return "".join((_banner(card), _tiles(card), _criteria(card), _figures(card),
+                    gallery(card), per_class(card), explanation_maps(card), _checks(card),
+                    _provenance(card, certificate)))
 
 
 def _banner(card: dict[str, Any]) -> str:
@@ -68,45 +81,46 @@ def _banner(card: dict[str, Any]) -> str:
             f"</header>")
 
 
-def _tile(label: str, value: str, note: str = "") -> str:
-    return (f'<div class="tile"><div class="label">{escape(label)}</div>'
-            f'<div class="value">{escape(value)}</div><div class="note">{escape(note)}</div>'
-            f"</div>")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def _tiles(card: dict[str, Any]) -> str:
-    tiles = []
-    clean = metric(card, "clean.accuracy")
-    if clean is not None:
-        tiles.append(_tile("Clean accuracy", _pct(clean), "onnxruntime, original model"))
-    eps = dig(card, "robustbench", "eps")
-    robust = number(dig(card, "robustbench", "robust_acc"))
-    if robust is None and eps is not None:
-        robust = metric(card, f"adversarial.robust_accuracy@{eps}")
-    if robust is not None:
-        status = dig(card, "checks", "adversarial", "status")
-        note = ("worst case over the attack battery" if status in (None, "ok")
-                else f"check {status}: not evidence for a PASS")
-        tiles.append(_tile(f"Robust accuracy @ eps {eps}", _pct(robust), note))
-    certified = metric(card, f"certified.certified_accuracy@{eps}")
-    if certified is not None:
-        tiles.append(_tile(f"Certified accuracy @ eps {eps}", _pct(certified), "bound"))
-    required = [c for c in card.get("criteria") or [] if c.get("severity") == "required"]
-    if required:
-        passed = sum(1 for c in required if c.get("result") == "PASS")
-        tiles.append(_tile("Required criteria passed", f"{passed} / {len(required)}",
-                           f"{len(card.get('criteria') or []) - len(required)} advisory"))
-    ece = metric(card, "calibration.ece")
-    if ece is not None:
-        tiles.append(_tile("Calibration error (ECE)", _pct(ece), "15 bins, evaluation set"))
-    auroc = metric(card, "ood.worst.auroc.msp")
-    if auroc is not None:
-        tiles.append(_tile("Worst OOD AUROC (MSP)", f"{auroc:.3f}", "over the synthetic suites"))
-    return f'<section class="tiles">{"".join(tiles)}</section>' if tiles else ""
+    """The figures the standard judges: one tile per criterion (required first, advisory ones
+    smaller and outlined), each with its threshold and result; not figures picked elsewhere."""
+    criteria = [c for c in card.get("criteria") or [] if isinstance(c, dict)]
+    if not criteria:
+        return ""
+    required = [c for c in criteria if c.get("severity") == "required"]
+    advisory = [c for c in criteria if c.get("severity") != "required"]
+    passed = sum(1 for c in required if c.get("result") == "PASS")
+    verdict = str(card.get("verdict", "?"))
+    strong, _ = verdict_colors(verdict)
+    summary = (f'<div class="tile summary" style="border-left-color:{strong}">'
+               f'<div class="label">required criteria passed</div>'
+               f'<div class="value">{passed} / {len(required)}</div>'
+               f'<div class="note">decide the verdict: {escape(verdict)}</div></div>')
+    shown_adv = advisory[:max(0, 8 - len(required))]
+    rest = len(advisory) - len(shown_adv)
+    tiles = [summary] + [_tile(c) for c in required]
+    tiles += [_tile(c) for c in shown_adv]
+    note = (f'<p class="reason tiles-note">{rest} more advisory criteria in the table below.'
+            "</p>" if rest else "")
+    return f'<section class="tiles">{"".join(tiles)}</section>{note}'
+
+
+def _tile(c: dict[str, Any]) -> str:
+    result = str(c.get("result", "?"))
+    severity = "required" if c.get("severity") == "required" else "advisory"
+    strong, light = verdict_colors(result)
+    path = str(c.get("metric"))
+    op = _OPS.get(str(c.get("op")), str(c.get("op")))
+    style = (f"border-left-color:{strong}" if severity == "required"
+             else f"border-color:{strong}")
+    return (f'<div class="tile {severity}" data-severity="{severity}" '
+            f'data-result="{escape(result)}" style="{style}">'
+            f'<div class="label" title="{escape(describe(path))}"><code>{escape(path)}</code>'
+            f"</div><div class=\"value\">{escape(value_text(path, c.get('value')))}</div>"
+            f'<div class="note">{escape(op)} {escape(value_text(path, c.get("threshold")))} · '
+            f"{_pill(result, severity=severity)}"
+            f'{"" if severity == "required" else " <span class=advisory>advisory</span>"}'
+            f"</div></div>")
 
 
 def _interval(criterion: dict[str, Any]) -> str:
@@ -115,22 +129,32 @@ def _interval(criterion: dict[str, Any]) -> str:
 
 
 def _criteria(card: dict[str, Any]) -> str:
-    rows = []
-    for c in card.get("criteria") or []:
-        result = str(c.get("result", "?"))
-        sev = "" if c.get("severity") == "required" else ' <span class="advisory">advisory</span>'
-        rows.append(
-            f'<tr data-result="{escape(result)}"><td><code>{escape(str(c.get("metric")))}</code>'
-            f'{sev}<div class="reason">{escape(str(c.get("reason", "")))}</div></td>'
+    criteria = [c for c in card.get("criteria") or [] if isinstance(c, dict)]
+    groups = (("required", "Required: these decide the verdict",
+               [c for c in criteria if c.get("severity") == "required"]),
+              ("advisory", "Advisory: reported, they do not decide the verdict",
+               [c for c in criteria if c.get("severity") != "required"]))
+    bodies = []
+    for severity, title, rows in groups:
+        if not rows:
+            continue
+        cells = "".join(
+            f'<tr data-result="{escape(str(c.get("result", "?")))}" '
+            f'data-severity="{severity}" class="{severity}"><td><code>'
+            f'{escape(str(c.get("metric")))}</code>'
+            f'<div class="reason">{escape(str(c.get("reason", "")))}</div></td>'
             f'<td class="num">{escape(fmt(c.get("value")))}{_interval(c)}</td>'
             f'<td class="num">{escape(_OPS.get(str(c.get("op")), str(c.get("op"))))} '
             f'{escape(fmt(c.get("threshold")))}</td>'
             f'<td class="num">{escape(fmt_margin(c.get("margin")))}</td>'
-            f"<td>{_pill(result)}</td></tr>")
+            f'<td>{_pill(str(c.get("result", "?")), severity=severity)}</td></tr>'
+            for c in rows)
+        bodies.append(f'<tbody class="{severity}"><tr class="group"><th colspan="5">'
+                      f"{escape(title)}</th></tr>{cells}</tbody>")
     return ('<section id="criteria"><h2>Criteria of the standard</h2><table><thead><tr>'
             '<th>metric</th><th class="num">value</th><th class="num">threshold</th>'
-            '<th class="num">margin</th><th>result</th></tr></thead><tbody>'
-            f'{"".join(rows)}</tbody></table></section>')
+            '<th class="num">margin</th><th>result</th></tr></thead>'
+            f'{"".join(bodies)}</table></section>')
 
 
 def _figures(card: dict[str, Any]) -> str:
@@ -152,19 +176,19 @@ def _checks(card: dict[str, Any]) -> str:
             continue
         status = str(chk.get("status", "?"))
         reason = chk.get("reason") or ""
-        metrics = "".join(f"<div><span class=\"mono\">{escape(str(k))}</span>"
-                          f"<span class=\"mono\">{escape(fmt(v))}</span></div>"
-                          for k, v in check_metrics(card, name).items())
+        found = check_metrics(card, name)
+        metrics = grouped_metrics(found)
         missing = _missing(chk.get("details"))
         parts.append(
             f'<details class="check" data-check="{escape(str(name))}"><summary>'
             f"<h3>{escape(str(name))}</h3>{_pill(status, _STATUS.get(status))}"
-            f'<span class="reason">{escape(fmt(number(chk.get("seconds")), 3))} s'
+            f'<span class="reason">{len(found)} metrics · '
+            f'{escape(fmt(number(chk.get("seconds")), 3))} s'
             f'{" · " + escape(str(reason)) if reason else ""}</span></summary>'
-            f'{missing}<div class="metrics">{metrics}</div></details>')
+            f'{missing}{metrics}</details>')
     return ('<section id="checks"><h2>Checks</h2><p class="reason">Every metric each check '
-            "produced (expand a check). A metric that could not be obtained is absent, with "
-            f'its reason.</p>{"".join(parts)}</section>')
+            "produced, grouped (expand a check, then a group). A metric that could not be "
+            f'obtained is absent, with its reason.</p>{"".join(parts)}</section>')
 
 
 def _missing(details: Any) -> str:

@@ -1,7 +1,9 @@
 """JUnit XML: one testcase per criterion, so any CI shows which criterion failed and by how much.
 
 FAIL criteria are <failure>, INCONCLUSIVE ones <error> (the evidence was not obtained),
-advisory misses are <skipped> with the reason.
+advisory misses are <skipped> with the reason. Required and advisory criteria sit in classes
+of their own (``robustgate.<standard>.required`` / ``.advisory``), and every testcase, a
+passing one too, carries its figures as <properties> and a line of <system-out>.
 """
 
 from __future__ import annotations
@@ -33,12 +35,22 @@ def render_junit(card: dict[str, Any]) -> str:
                         ("seed", card.get("seed"))):
         ET.SubElement(props, "property", name=name, value=str(value))
     for c in criteria:
-        case = ET.SubElement(suite, "testcase", classname=suite_name,
-                             name=f"{c['metric']} {c['op']} {c['threshold']:g}")
+        severity = "required" if c["severity"] == "required" else "advisory"
+        case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{severity}",
+                             name=f"{c['metric']} {c['op']} {c['threshold']:g}"
+                             + ("" if severity == "required" else " (advisory)"))
         margin = "n/a" if c.get("margin") is None else f"{c['margin']:+.6g}"
         interval = f" interval={c['interval']}" if c.get("interval") else ""
         text = (f"value={c.get('value')}{interval} threshold={c['threshold']:g} "
                 f"margin={margin}: {c['reason']}")
+        values = ET.SubElement(case, "properties")
+        for name, value in (("metric", c["metric"]), ("severity", severity),
+                            ("result", c["result"]), ("value", c.get("value")),
+                            ("op", c["op"]), ("threshold", c["threshold"]),
+                            ("margin", c.get("margin")), ("interval", c.get("interval"))):
+            if value is not None:
+                ET.SubElement(values, "property", name=name, value=str(value))
+        ET.SubElement(case, "system-out").text = f"{c['result']} ({severity}) {text}"
         if c["result"] == "PASS":
             continue
         if c["severity"] != "required":

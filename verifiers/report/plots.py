@@ -14,7 +14,10 @@ from typing import Any
 
 from verifiers.report.access import check_metrics, dig, metric, number
 from verifiers.report.plots_ood import ood_confidence, reliability_diagram
-from verifiers.report.svg import INK, PALETTE, Axes, Figure, nice_ticks, num, percent
+from verifiers.report.style import verdict_colors
+from verifiers.report.svg import INK, MUTED, PALETTE, Axes, Figure, nice_ticks, num, percent
+
+_OPS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 
 def figures(card: dict[str, Any]) -> list[Figure]:
@@ -85,8 +88,9 @@ def robustness_curves(card: dict[str, Any]) -> list[Figure]:
         for x, y in worst:
             ax.text(ax.sx(x), ax.sy(y) - 9, percent(y), size=11, color=INK, weight="600")
         legend.append(("worst case over the battery", INK, False))
-        # Accuracy falls with eps: the lower-left corner is the free one.
-        ax.legend(legend, x=ax.left + 10, y=ax.bottom - 18 * len(legend) - 14)
+        if _thresholds(card, ax, points, prefix, x_max):
+            legend.append(("criterion threshold (colour: its result)", MUTED, True))
+        ax.legend(legend)
         caption = ("Pointwise worst case over every attack (bold); each example re-checked on "
                    "onnxruntime. Dashed: robust accuracy after the cascade up to that attack. "
                    "Green, when bounds ran: certified accuracy; the truth lies in between.")
@@ -98,6 +102,38 @@ def robustness_curves(card: dict[str, Any]) -> list[Figure]:
         out.append(Figure(f"robust-accuracy-{norm}", f"Robust accuracy vs eps ({norm})",
                           caption, ax.svg()))
     return out
+
+
+def criteria_on(card: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """The standard's criteria that judge the metric ``path`` (e.g. clean.accuracy)."""
+    return [c for c in card.get("criteria") or []
+            if isinstance(c, dict) and c.get("metric") == path
+            and number(c.get("threshold")) is not None]
+
+
+def threshold_label(c: dict[str, Any], as_percent: bool = True) -> str:
+    t = float(c["threshold"])
+    value = percent(t) if as_percent else f"{t:.3g}"
+    sev = "required" if c.get("severity") == "required" else "advisory"
+    return f"{_OPS.get(str(c.get('op')), c.get('op'))} {value} {sev}: {c.get('result', '?')}"
+
+
+def _thresholds(card: dict[str, Any], ax: Axes, points: list[dict[str, Any]], prefix: str,
+                x_max: float) -> bool:
+    """Each criterion on a robust or certified accuracy at a plotted radius, drawn at it."""
+    drawn = False
+    half = 0.035 * x_max
+    for p in points:
+        label = p.get("eps_label")
+        for path in (f"adversarial.{prefix}robust_accuracy@{label}",
+                     f"certified.certified_accuracy@{label}" if not prefix else ""):
+            for c in criteria_on(card, path) if path else []:
+                color = verdict_colors(c.get("result"))[0]
+                kind = "certified " if path.startswith("certified") else ""
+                ax.threshold(p["eps"] - half, p["eps"] + half, float(c["threshold"]),
+                             kind + threshold_label(c), color, result=str(c.get("result")))
+                drawn = True
+    return drawn
 
 
 def _cascade(points: list[dict[str, Any]], order: list[Any], clean: float | None,
@@ -147,6 +183,15 @@ def certified_comparison(card: dict[str, Any]) -> Figure | None:
             x0 = i + 0.14 + j * 0.24
             ax.rect(x0, 0.0, x0 + 0.22, value, color, tip=f"{name} at eps {label}: {value:.4g}")
             ax.text(ax.sx(x0 + 0.11), ax.sy(value) - 5, percent(value), size=11, color=INK)
+        for j, path in ((1, f"adversarial.robust_accuracy@{label}"),
+                        (2, f"certified.certified_accuracy@{label}")):
+            for c in criteria_on(card, path):
+                x0 = i + 0.14 + j * 0.24
+                sev = "req." if c.get("severity") == "required" else "adv."
+                ax.threshold(x0 - 0.02, x0 + 0.24, float(c["threshold"]),
+                             f"{threshold_label(c).split(' ')[0]} {percent(c['threshold'])} "
+                             f"{sev}",
+                             verdict_colors(c.get("result"))[0], result=str(c.get("result")))
     ax.legend_row([(name, color, False) for name, color in kinds], y=16)
     return Figure("certified-vs-attacked", "Clean vs attacked vs certified accuracy",
                   "Certified (bound) accuracy <= attacked robust accuracy <= clean accuracy; "

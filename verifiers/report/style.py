@@ -67,3 +67,24 @@ dl.facts dd { margin: 0; word-break: break-all; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 8px; }
 @media print { body { background:#fff; } section { break-inside: avoid; } }
 """
+
+CSS += """
+.tile { border-left: 6px solid var(--line); }
+.tile.summary .value { font-size: 30px; }
+.tile.advisory { border: 1.5px dashed var(--line); background: #fbfcfd; }
+.tile.advisory .value { font-size: 20px; color: var(--muted); }
+.tile .label code { font-size: 12px; word-break: break-all; }
+.tiles-note { margin: -8px 0 14px; }
+.pill.outline { background: #fff; border: 1.5px dashed; }
+tbody tr.group th { background: #fff; font-size: 13px; color: var(--muted); padding-top: 14px; }
+tbody.advisory td { color: var(--muted); }
+tbody.advisory td code { color: var(--muted); }
+details.group { margin: 6px 0 6px 8px; }
+details.group summary { cursor: pointer; font-weight: 600; font-size: 13.5px; }
+.scroll { overflow-x: auto; }
+table.matrix { font-size: 12.5px; width: auto; min-width: 50%; }
+table.matrix th, table.matrix td { padding: 3px 8px; }
+"""
+CSS += """
+.tile .value { overflow-wrap: anywhere; }
+"""

@@ -61,6 +61,7 @@ class Axes:
     height: int = 320
     margin: tuple[int, int, int, int] = (58, 16, 16, 46)  # left, right, top, bottom
     parts: list[str] = field(default_factory=list)
+    legend_entries: list[tuple[str, str, bool]] = field(default_factory=list)
 
     @property
     def left(self) -> float:
@@ -150,19 +151,48 @@ class Axes:
 
     def legend(self, entries: list[tuple[str, str, bool]], *, x: float | None = None,
                y: float | None = None) -> None:
-        """Entries (name, colour, dashed), stacked in the top-right corner by default."""
-        width = max((len(n) for n, _, _ in entries), default=0) * 6.6 + 34
-        x0 = self.right - width - 6 if x is None else x
-        y0 = self.top + 6 if y is None else y
-        self.parts.append(f'<rect x="{num(x0)}" y="{num(y0)}" width="{num(width)}" '
-                          f'height="{18 * len(entries) + 8}" fill="#ffffff" fill-opacity="0.9" '
-                          f'stroke="{GRID}" rx="4"/>')
-        for i, (name, color, dashed) in enumerate(entries):
-            ly = y0 + 16 + 18 * i
+        """Entries (name, colour, dashed), drawn in a band of their own above the plot area
+        (``x``/``y`` are ignored: a legend inside the axes covered data). The band wraps into
+        as many rows as the names need; :func:`stack` adds its height to the panel."""
+        del x, y
+        self.legend_entries = list(entries)
+
+    def legend_band(self) -> tuple[float, str]:
+        """(height, markup) of the legend band; (0, "") without a legend."""
+        if not self.legend_entries:
+            return 0.0, ""
+        parts, x, row = [], float(self.left), 0
+        for name, color, dashed in self.legend_entries:
+            w = len(name) * 6.4 + 40
+            if x + w > self.width - 8 and x > self.left:
+                x, row = float(self.left), row + 1
+            ly = 16 + 18 * row
             dash = ' stroke-dasharray="6 4"' if dashed else ""
-            self.parts.append(f'<line x1="{num(x0 + 8)}" x2="{num(x0 + 26)}" y1="{num(ly - 4)}" '
-                              f'y2="{num(ly - 4)}" stroke="{color}" stroke-width="3"{dash}/>')
-            self.text(x0 + 32, ly, name, anchor="start", size=11, color=INK)
+            parts.append(f'<line x1="{num(x)}" x2="{num(x + 18)}" y1="{num(ly - 4)}" '
+                         f'y2="{num(ly - 4)}" stroke="{color}" stroke-width="3"{dash}/>'
+                         f'<text x="{num(x + 24)}" y="{num(ly)}" text-anchor="start" '
+                         f'font-size="11" fill="{INK}">{escape(name)}</text>')
+            x += w
+        return 18.0 * (row + 1) + 8, f'<g class="legend">{"".join(parts)}</g>'
+
+    def threshold(self, x0: float, x1: float, y: float, label: str, color: str, *,
+                  result: str = "") -> None:
+        """A criterion's threshold: a dashed segment from x0 to x1 at y, labelled."""
+        px0, px1, py = self.sx(x0), self.sx(x1), self.sy(y)
+        self.parts.append(f'<g class="threshold" data-result="{escape(result)}">'
+                          f'<line x1="{num(px0)}" x2="{num(px1)}" y1="{num(py)}" '
+                          f'y2="{num(py)}" stroke="{color}" stroke-width="2.5" '
+                          f'stroke-dasharray="2 3"/>'
+                          f'<path d="M{num(px1)} {num(py)} l6 -4 v8 z" fill="{color}"/>'
+                          f'{self._label_beside(px0, px1 + 8, py, label, color)}</g>')
+
+    def _label_beside(self, left: float, right: float, y: float, label: str,
+                      color: str) -> str:
+        """A label right of ``right``, or left of ``left`` where it would leave the figure."""
+        fits = right + len(label) * 6.0 <= self.width - 2
+        x, anchor = (right, "start") if fits else (left - 4, "end")
+        return (f'<text x="{num(x)}" y="{num(y - 4)}" text-anchor="{anchor}" '
+                f'font-size="10.5" fill="{color}" font-weight="600">{escape(label)}</text>')
 
     def svg(self) -> str:
         return stack(self.plot, self.title, [self])
@@ -171,12 +201,16 @@ class Axes:
 def stack(plot: str, title: str, panels: list[Axes]) -> str:
     """One SVG with the panels one under the other (e.g. a diagram and its counts)."""
     width = max(p.width for p in panels)
-    height = sum(p.height for p in panels)
-    body, y = [], 0
+    body, y = [], 0.0
     for panel in panels:
+        band, legend = panel.legend_band()
+        if legend:
+            body.append(legend if y == 0 else f'<g transform="translate(0 {num(y)})">{legend}</g>')
+            y += band
         inner = "".join(panel.parts)
-        body.append(inner if y == 0 else f'<g transform="translate(0 {y})">{inner}</g>')
+        body.append(inner if y == 0 else f'<g transform="translate(0 {num(y)})">{inner}</g>')
         y += panel.height
+    height = round(y)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{escape(plot)}" '
             f'role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
             f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">'
