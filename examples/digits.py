@@ -72,8 +72,16 @@ def _pgd_train_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 30,
           adversarial_eps: float = 0.0, seed: int = 0, batch_size: int = 64) -> nn.Module:
-    """Plain or PGD adversarial training (Madry et al.), deterministic for a given seed."""
+    """Plain or PGD adversarial training (Madry et al.), deterministic for a given seed.
+
+    The parameters are re-initialised from ``seed`` first: torch 2.14 seeds its global
+    generator differently in every process, so weights drawn when the model was built would
+    make the trained model (and every figure measured on it) change from run to run.
+    """
     torch.manual_seed(seed)
+    for layer in model.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
     generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
