@@ -74,8 +74,16 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 30,
           adversarial_eps: float = 0.0, seed: int = 0, batch_size: int = 64,
           noise_sigma: float = 0.0) -> nn.Module:
     """Plain, PGD adversarial (Madry et al.) or Gaussian-noise training (``noise_sigma``: the
-    augmentation randomized smoothing needs, Cohen et al. 2019), deterministic per seed."""
+    augmentation randomized smoothing needs, Cohen et al. 2019), deterministic per seed.
+
+    The parameters are re-initialised from ``seed`` first: torch 2.14 seeds its global
+    generator differently in every process, so weights drawn when the model was built would
+    make the trained model (and every figure measured on it) change from run to run.
+    """
     torch.manual_seed(seed)
+    for layer in model.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
     generator = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -48,22 +48,35 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ROBUSTGATE_")}
 
 
-def start_server(settings: Settings, workers: int = 1) -> ServerHandle:
+def start_server(settings: Settings, workers: int = 1, attempts: int = 3) -> ServerHandle:
+    """Start ``service.cli serve`` on a free port and wait until it answers.
+
+    ``free_port`` only finds a port that was free a moment ago: on a shared machine another
+    process can take it before the server binds. The server then exits ("address already in
+    use") and is started again on another port, up to ``attempts`` times.
+    """
     env = clean_env() | settings.as_env()
-    port = free_port()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.data_dir / f"server-{port}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-    except RuntimeError:
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        log_path = settings.data_dir / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port",
+                                     str(port), "--workers", str(workers)], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            if proc.poll() is None:  # healthy, and not another process's server on the port
+                return ServerHandle(url=url, settings=settings, env=env, proc=proc,
+                                    log_path=log_path)
+        except RuntimeError:
+            pass
         stop([proc])
-        raise RuntimeError(f"server failed to start:\n{log_path.read_text()[-3000:]}") from None
-    return ServerHandle(url=url, settings=settings, env=env, proc=proc, log_path=log_path)
+        text = log_path.read_text(errors="replace")
+        if "already in use" not in text.lower() or attempt == attempts:
+            raise RuntimeError(f"server failed to start:\n{text[-3000:]}")
+    raise AssertionError("unreachable")
 
 
 def embedded_settings(data_dir: Path, **overrides: str) -> Settings:

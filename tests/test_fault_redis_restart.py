@@ -113,7 +113,15 @@ def own_redis(tmp_path_factory):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not on PATH")
     server = OwnRedis(tmp_path_factory.mktemp("own-redis"))
-    server.start()
+    for attempt in (1, 2, 3):  # the free port can be taken before redis-server binds it
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            if attempt == 3 or "in use" not in server.log_tail():
+                raise
+            server.port = free_port()
+            server.url = f"redis://127.0.0.1:{server.port}/0"
     try:
         yield server
     finally:

@@ -76,12 +76,21 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     driver = shutil.which("chromedriver")
     assert driver and shutil.which("chromium"), \
         "headless Chromium is missing: run `bash scripts/browser.sh`"
-    port = free_port()
-    proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    for attempt in (1, 2, 3):  # the free port can be taken before chromedriver binds it
+        port = free_port()
+        proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, proc)
+            break
+        except AssertionError:
+            exited = proc.poll() is not None  # e.g. the port was in use; else it hangs
+            proc.terminate()
+            proc.wait(timeout=15)
+            if attempt == 3 or not exited:
+                raise
     try:
-        _wait_ready(url, proc)
         web = WebDriver(url)
         yield web
         web.close()

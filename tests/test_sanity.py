@@ -177,7 +177,9 @@ def test_square_points_a_stronger_white_box_attack_breaks_are_not_masking(plain_
   preset: quick
   pgd: {steps: 1}""").replace("[apgd-ce, apgd-t, fab-t, square]", "[pgd, square]")
     path, x, y = plain_digits
-    ctx = _battery(path, x[:120], y[:120], starved)
+    # All 300 points: Square's successes past one PGD step measured 14-16 there (5 on the
+    # first 120: too close to the bar of 3 for models trained on other CPUs' kernels).
+    ctx = _battery(path, x, y, starved)
     findings = ctx.results["sanity"].details["findings"]
     succ = ctx.results["adversarial"].metrics
     assert succ.get("successes.square@0.1", 0) + succ.get("successes.square@0.2", 0) >= 3
