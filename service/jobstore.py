@@ -54,13 +54,15 @@ def _done(job_id: str, prefix: str) -> tuple:
 class SqlJobStore:
     def __init__(self, db: Database, blobs: BlobStore, signer: Signer | None = None, *,
                  heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0,
-                 shard_timeout_seconds: float = 3 * 3600.0) -> None:
+                 shard_timeout_seconds: float = 3 * 3600.0,
+                 job_timeout_seconds: float = 24 * 3600.0) -> None:
         self.db = db
         self.blobs = blobs
         self._signer = signer
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
         self.shard_timeout_seconds = shard_timeout_seconds
+        self.job_timeout_seconds = job_timeout_seconds
 
     @property
     def signer(self) -> Signer:
