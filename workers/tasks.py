@@ -141,15 +141,18 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
         return
     k = int(part.rsplit("-", 1)[1])
     beat = store.heartbeat_seconds
-    shard_limit = (f"attack shard {k} ran past the shard time limit of "
-                   f"{store.shard_timeout_seconds:g} s")
+    interrupt = _interrupt(store, spec, store.shard_timeout_seconds,
+                           f"attack shard {k} ran past the shard time limit of "
+                           f"{store.shard_timeout_seconds:g} s")
     with (_beating(lambda j: store.beat_part(j, part), job_id, beat),
-          _ending_job(store, job_id),
-          watching(_interrupt(store, spec, store.shard_timeout_seconds, shard_limit))):
+          _ending_job(store, job_id), watching(interrupt)):
         standard, eval_set, ood_x = _inputs(spec)
         ctx = _restore(store, spec, standard, eval_set, ood_x)
         spans = attack_chunks(len(eval_set))
         lo, hi = spans[k]
+        if interrupt.timeout_reason.startswith("attack shard"):
+            interrupt.timeout_reason = (f"attack shard {k} (samples {lo}-{hi}) ran past the "
+                                        f"shard time limit of {store.shard_timeout_seconds:g} s")
         lo_p, hi_p = ATTACK_SPAN
         report = _reporter(store, job_id, advance=True)
         done_before = len(store.done_parts(job_id, "attack-"))
