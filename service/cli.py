@@ -135,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--accept-verdict", action="append", choices=["PASS", "FAIL", "INCONCLUSIVE"],
                    help="verdicts that count as valid (default: PASS only; repeatable)")
     v.add_argument("--standard", help="also require the certificate to be for this standard")
+    v.add_argument("--standard-sha256", metavar="HEX",
+                   help="also require the standard's document to have this sha256")
+    v.add_argument("--require-builtin", action="store_true",
+                   help="also require a built-in standard (not a tenant's own upload)")
     v.set_defaults(handler=proofs.verify_certificate)
 
     v = sub.add_parser("verify", help="decide a VNN-LIB property on a model, in-process")

@@ -6,6 +6,7 @@ cancel that is final.
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -181,3 +182,65 @@ def test_cancel_is_final_at_once_and_frees_the_worker_within_seconds(production_
     assert set(states) == {"cancelled"}, states
     assert freed_s < 15, freed_s
     print(f"worker free {freed_s:.1f} s after DELETE")
+
+
+# --- 3. a certificate names its standard's owner and sha256 -----------------------------
+
+def test_both_verifiers_check_owner_and_sha256_alike():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    import tests.lightclient_support  # noqa: F401  (puts client/src on sys.path)
+    from verifiers import certificate as full
+
+    light = __import__("robustgate_client.certificate", fromlist=["certificate"])
+
+    key = Ed25519PrivateKey.generate()
+    sha = "ab" * 32
+    for owner, builtin_ok in (("builtin", True), ("tenant:acme", False), (None, False)):
+        std = {"name": "linf-8_255", "version": 1, "sha256": sha}
+        if owner is not None:
+            std["owner"] = owner
+        cert = full.sign_scorecard({"model": {"sha256": "0" * 64}, "verdict": "PASS",
+                                    "standard": std}, key)
+        for mod in (full, light):
+            ok = mod.verify_certificate(cert, [key.public_key()])
+            assert ok.standard_sha256 == sha and ok.standard_owner == owner
+            mod.check_standard(ok, name="linf-8_255", sha256=sha.upper())
+            with pytest.raises(mod.StandardMismatch):
+                mod.check_standard(ok, sha256="cd" * 32)
+            if builtin_ok:
+                mod.check_standard(ok, require_builtin=True)
+            else:
+                with pytest.raises(mod.StandardMismatch, match="not a built-in"):
+                    mod.check_standard(ok, require_builtin=True)
+
+
+def test_a_lookalike_tenant_standard_is_named_in_the_certificate_and_refused_as_builtin(
+        production_server, tmp_path):
+    from tests.lightclient_support import _QUICK, MODEL, light_cli
+
+    token = production_server.token("hard-lookalike")
+    doc = _QUICK.format(name="linf-8-255", clean=0.5)  # one character from the built-in
+    assert _upload(production_server, token, doc).status_code in (200, 201)
+    data = np.load(MODEL.parent / "digits_eval.npz")
+    np.savez(tmp_path / "eval.npz", x=data["x"][:120], y=data["y"][:120])
+    with Client(production_server.url, token) as client:
+        job = client.submit(MODEL, tmp_path / "eval.npz", "linf-8-255")
+        done = client.wait(job["id"], timeout=600)
+        assert done["verdict"] == "PASS", done
+        cert = client.certificate(job["id"])
+    assert cert["scorecard"]["standard"]["owner"] == "tenant:hard-lookalike"
+    path = tmp_path / "certificate.json"
+    path.write_text(json.dumps(cert))
+    sha = parse_standard(doc).sha256
+    base = ("verify-certificate", str(path), "--model", str(MODEL),
+            "--server", production_server.url)
+    for extra, code in (((), 0), (("--standard-sha256", sha), 0),
+                        (("--require-builtin",), 1), (("--standard-sha256", "0" * 64), 1)):
+        full = production_server.cli(*base, *extra, check=False)
+        lite = light_cli(*base, *extra)
+        assert full.returncode == lite.returncode == code, (extra, full.stdout, lite.stdout)
+        assert full.stdout.splitlines()[-1] == lite.stdout.splitlines()[-1]
+        if code == 0:
+            assert "owner tenant hard-lookalike" in full.stdout and sha[:16] in full.stdout
+            assert "owner tenant hard-lookalike" in lite.stdout
