@@ -27,9 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted")
     except Exception as exc:  # configuration and connection errors: one line, no traceback
-        if (message := startup_error(exc)) is None:
-            raise
-        return fail(message)
+        if (message := startup_error(exc)) is not None:
+            return fail(message)
+        # Anything else is a bug or a crash in a dependency, never a verdict: exit 2 (a CI
+        # job reads 1 as FAIL), with the traceback for a bug report.
+        logging.getLogger("robustgate").error("internal error", exc_info=exc)
+        return fail(f"internal error (not a verdict): {type(exc).__name__}: {exc}"[:2000])
 
 
 def startup_error(exc: BaseException) -> str | None:

@@ -244,3 +244,36 @@ def test_a_lookalike_tenant_standard_is_named_in_the_certificate_and_refused_as_
         if code == 0:
             assert "owner tenant hard-lookalike" in full.stdout and sha[:16] in full.stdout
             assert "owner tenant hard-lookalike" in lite.stdout
+
+
+# --- 4. an attack that cannot run is INCONCLUSIVE, never a crash read as FAIL ---------------
+
+def test_autoattack_on_flat_inputs_is_inconclusive_with_the_reason(tmp_path):
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.data / 16).astype(np.float32)[:60]
+    y = digits.target[:60].astype(np.int64)
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    torch.onnx.export(mlp, (torch.zeros(1, 64),), str(tmp_path / "flat.onnx"),
+                      input_names=["input"], dynamic_axes={"input": {0: "n"}}, dynamo=False)
+    np.savez(tmp_path / "flat.npz", x=x, y=y)
+    (tmp_path / "aa.yaml").write_text(
+        "name: aa-flat\nversion: 1\ninput_domain: {low: 0.0, high: 1.0}\n"
+        "threat_model: {norm: linf, eps: ['0.05']}\nattacks: [autoattack-standard]\n"
+        "criteria:\n  - {metric: adversarial.autoattack.robust_accuracy@0.05, op: '>=', "
+        "threshold: 0.0}\n")
+    out = subprocess.run([sys.executable, "-m", "service.cli", "certify",
+                          str(tmp_path / "flat.onnx"), "--data", str(tmp_path / "flat.npz"),
+                          "--standard", str(tmp_path / "aa.yaml"),
+                          "--json", str(tmp_path / "card.json")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "VERDICT: INCONCLUSIVE" in out.stdout
+    card = json.loads((tmp_path / "card.json").read_text())
+    skipped = card["checks"]["adversarial"]["details"]["skipped"]
+    assert "needs image inputs (N, C, H, W)" in skipped["linf:autoattack-standard"]

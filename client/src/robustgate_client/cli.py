@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
+    except Exception as exc:  # a bug is never a verdict: exit 2, not Python's 1
+        import traceback
+
+        traceback.print_exc()
+        return fail(f"internal error (not a verdict): {type(exc).__name__}: {exc}"[:2000])
 
 
 def fail(message: str) -> int:
