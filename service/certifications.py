@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from service import standards_catalog
 from service.broker import revoke, send_plan
 from service.db import Certification, Dataset, StandardRecord, StoredModel
+from service.db.models import utcnow
 from service.errors import ApiError
 from service.jobstore import tenant_backlog
 from service.services import Services
@@ -52,6 +53,8 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
            ood: Upload | None = None, input_mean: str | None = None,
            input_std: str | None = None) -> Submitted:
     standard = standards_catalog.resolve(standard_name, svc.db, tenant_id)
+    # Also for standards stored before the ceilings (or under higher ones) and built-ins.
+    standards_catalog.within_ceilings(standard.standard, svc.settings.ceilings)
     try:
         mapping = parse_mapping(input_mean, input_std)
     except DataError as exc:
@@ -219,16 +222,21 @@ def list_for(svc: Services, tenant_id: int, limit: int, offset: int) -> dict[str
 def cancel_or_delete(svc: Services, tenant_id: int, job_id: str) -> str:
     """Cancel a queued or running job; remove a finished one (and its unshared uploads)."""
     with svc.db.session() as s:
-        job = _owned(s, tenant_id, job_id)
+        _owned(s, tenant_id, job_id)
+        # Lock the row: a concurrent watchdog sweep or claim sees the cancel, or is overwritten.
+        job = s.scalar(select(Certification).where(Certification.id == job_id)
+                       .with_for_update())
         if job.status not in FINISHED:
+            # Final at once, queued or running: nothing sets a finished job's status again
+            # (claim, spec, progress and the watchdog only touch queued/running rows).
             job.cancel_requested = True
-            if job.status == "queued":
-                job.status, job.stage = "cancelled", "cancelled"
+            job.status, job.stage, job.finished_at = "cancelled", "cancelled", utcnow()
             shards = job.shards_total
         else:
             shards = -1
     if shards >= 0:
-        # Drop its messages still queued; a running shard stops at its next progress check.
+        # Drop its messages still queued; a running loop stops at its next checkpoint
+        # (verifiers.interrupt: within about a second).
         revoke(svc.celery, job_id, shards)
         return "cancelled"
     _delete(svc, job_id)

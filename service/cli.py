@@ -27,9 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted")
     except Exception as exc:  # configuration and connection errors: one line, no traceback
-        if (message := startup_error(exc)) is None:
-            raise
-        return fail(message)
+        if (message := startup_error(exc)) is not None:
+            return fail(message)
+        # Anything else is a bug or a crash in a dependency, never a verdict: exit 2 (a CI
+        # job reads 1 as FAIL), with the traceback for a bug report.
+        logging.getLogger("robustgate").error("internal error", exc_info=exc)
+        return fail(f"internal error (not a verdict): {type(exc).__name__}: {exc}"[:2000])
 
 
 def startup_error(exc: BaseException) -> str | None:
@@ -135,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--accept-verdict", action="append", choices=["PASS", "FAIL", "INCONCLUSIVE"],
                    help="verdicts that count as valid (default: PASS only; repeatable)")
     v.add_argument("--standard", help="also require the certificate to be for this standard")
+    v.add_argument("--standard-sha256", metavar="HEX",
+                   help="also require the standard's document to have this sha256")
+    v.add_argument("--require-builtin", action="store_true",
+                   help="also require a built-in standard (not a tenant's own upload)")
     v.set_defaults(handler=proofs.verify_certificate)
 
     v = sub.add_parser("verify", help="decide a VNN-LIB property on a model, in-process")

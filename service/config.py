@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from verifiers.limits import DEFAULT_CEILINGS, Ceilings
 from workers.app import gpu_queue_for
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ class Settings:
     gpu_queue: str = ""               # heavy shards; default "<queue>-gpu"
     shard_timeout_seconds: float = 3 * 3600.0  # one shard longer than this errors the job
     job_timeout_seconds: float = 24 * 3600.0   # a job running longer than this is errored
+    # What one standard may ask for (ROBUSTGATE_MAX_ITERATIONS, ..._RESTARTS, ..._QUERIES,
+    # ..._TARGETS, ..._EOT, ..._EXPLAIN_SAMPLES, ..._SMOOTHING_N,
+    # ..._SANITY_FACTOR): checked at upload and submit.
+    ceilings: Ceilings = DEFAULT_CEILINGS
 
     @property
     def embedded_broker(self) -> bool:
@@ -54,7 +59,8 @@ class Settings:
             "ROBUSTGATE_GPU_QUEUE": self.gpu_queue,
             "ROBUSTGATE_SHARD_TIMEOUT_SECONDS": str(self.shard_timeout_seconds),
             "ROBUSTGATE_JOB_TIMEOUT_SECONDS": str(self.job_timeout_seconds),
-        }
+        } | {f"ROBUSTGATE_MAX_{name.upper()}": str(getattr(self.ceilings, name))
+             for name in Ceilings.names()}
 
 
 class ConfigError(ValueError):
@@ -81,6 +87,14 @@ class _EnvSettings(BaseModel):
     gpu_queue: str | None = None
     shard_timeout_seconds: float = Field(3 * 3600.0, gt=0)
     job_timeout_seconds: float = Field(24 * 3600.0, gt=0)
+    max_iterations: int = Field(DEFAULT_CEILINGS.iterations, ge=1)
+    max_restarts: int = Field(DEFAULT_CEILINGS.restarts, ge=1)
+    max_queries: int = Field(DEFAULT_CEILINGS.queries, ge=1)
+    max_targets: int = Field(DEFAULT_CEILINGS.targets, ge=1)
+    max_eot: int = Field(DEFAULT_CEILINGS.eot, ge=1)
+    max_explain_samples: int = Field(DEFAULT_CEILINGS.explain_samples, ge=1)
+    max_smoothing_n: int = Field(DEFAULT_CEILINGS.smoothing_n, ge=1)
+    max_sanity_factor: int = Field(DEFAULT_CEILINGS.sanity_factor, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -126,6 +140,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         gpu_queue=parsed.gpu_queue or gpu_queue_for(parsed.queue),
         shard_timeout_seconds=parsed.shard_timeout_seconds,
         job_timeout_seconds=parsed.job_timeout_seconds,
+        ceilings=Ceilings(**{name: getattr(parsed, f"max_{name}") for name in Ceilings.names()}),
     )
 
 

@@ -17,6 +17,7 @@ from service.db import (
     Dataset,
     StandardRecord,
     StoredModel,
+    Tenant,
 )
 from service.db.models import utcnow
 from service.signing import Signer, load_or_create_signer
@@ -54,13 +55,15 @@ def _done(job_id: str, prefix: str) -> tuple:
 class SqlJobStore:
     def __init__(self, db: Database, blobs: BlobStore, signer: Signer | None = None, *,
                  heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0,
-                 shard_timeout_seconds: float = 3 * 3600.0) -> None:
+                 shard_timeout_seconds: float = 3 * 3600.0,
+                 job_timeout_seconds: float = 24 * 3600.0) -> None:
         self.db = db
         self.blobs = blobs
         self._signer = signer
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
         self.shard_timeout_seconds = shard_timeout_seconds
+        self.job_timeout_seconds = job_timeout_seconds
 
     @property
     def signer(self) -> Signer:
@@ -211,6 +214,11 @@ class SqlJobStore:
             return job is None or job.cancel_requested
 
     def succeed(self, job_id: str, scorecard: dict[str, Any]) -> None:
+        # Signed with the scorecard: whose standard judged it ("builtin", or the tenant that
+        # uploaded it), so a tenant's look-alike standard cannot pass for a built-in.
+        owner = self._standard_owner(job_id)
+        if owner is not None and isinstance(scorecard.get("standard"), dict):
+            scorecard = {**scorecard, "standard": {**scorecard["standard"], "owner": owner}}
         try:
             signed = self.signer.sign(scorecard, certification_id=job_id)
         except Exception as exc:  # an unsigned verdict is not a result: end the job with why
@@ -219,6 +227,17 @@ class SqlJobStore:
             return
         self._finish(job_id, "succeeded", scorecard=scorecard, verdict=scorecard["verdict"],
                      certificate=signed)
+
+    def _standard_owner(self, job_id: str) -> str | None:
+        with self.db.session() as s:
+            job = s.get(Certification, job_id)
+            record = s.get(StandardRecord, job.standard_id) if job is not None else None
+            if record is None:
+                return None
+            if record.tenant_id is None:
+                return "builtin"
+            tenant = s.get(Tenant, record.tenant_id)
+            return f"tenant:{tenant.name if tenant is not None else record.tenant_id}"
 
     def fail(self, job_id: str, reason: str) -> None:
         self._finish(job_id, "errored", error=reason[:4000])

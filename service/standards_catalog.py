@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from service.db import Database, StandardRecord
 from service.errors import ApiError
 from verifiers import Standard, StandardError, builtin_standards, parse_standard
+from verifiers.limits import DEFAULT_CEILINGS, Ceilings, over_ceilings
 from verifiers.standards import builtin_versions
 from verifiers.standards.lint import lint
 
@@ -93,12 +94,23 @@ def record_for(session: Session, resolved: Resolved) -> StandardRecord:
     return row
 
 
-def upload(db: Database, tenant_id: int, document: str) -> tuple[dict, bool]:
+def within_ceilings(standard: Standard, ceilings: Ceilings) -> None:
+    """422 naming every budget of ``standard`` above this server's ceilings."""
+    over = over_ceilings(standard, ceilings)
+    if over:
+        raise ApiError(422, "budget_over_ceiling", (
+            f"standard {standard.name} v{standard.version} asks for more work than this server "
+            f"allows (ROBUSTGATE_MAX_*): {'; '.join(over)}"))
+
+
+def upload(db: Database, tenant_id: int, document: str,
+           ceilings: Ceilings = DEFAULT_CEILINGS) -> tuple[dict, bool]:
     """Store a tenant's standard: (its description, whether it was new)."""
     try:
         std = parse_standard(document)
     except StandardError as exc:
         raise ApiError(422, "invalid_standard", f"standard refused: {exc}") from exc
+    within_ceilings(std, ceilings)
     errors = [f.message for f in lint(std) if f.severity == "error"]
     if errors:
         raise ApiError(422, "invalid_standard", f"standard refused: {'; '.join(errors)}")

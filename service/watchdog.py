@@ -43,6 +43,9 @@ def sweep(svc: Services) -> list[str]:
                    or_(Certification.heartbeat_at < cutoff, Certification.heartbeat_at.is_(None)))
             .with_for_update(skip_locked=True)).all()
         for job in stale:
+            if job.cancel_requested:  # never re-queue a cancelled job (its ids are revoked)
+                job.status, job.stage, job.finished_at = "cancelled", "cancelled", utcnow()
+                continue
             if _parts_alive(s, job.id, cutoff):
                 continue
             if job.shards_total:
@@ -80,7 +83,8 @@ def republish_queued(svc: Services) -> list[str]:
     does nothing (SqlJobStore.claim).
     """
     with svc.db.session() as s:
-        ids = list(s.scalars(select(Certification.id).where(Certification.status == "queued")))
+        ids = list(s.scalars(select(Certification.id).where(
+            Certification.status == "queued", Certification.cancel_requested.is_(False))))
     for job_id in ids:
         send_plan(svc.celery, svc.settings, job_id)
     if ids:

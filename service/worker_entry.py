@@ -28,7 +28,8 @@ def _store() -> SqlJobStore:
                                    BlobStore(settings.storage_dir),
                                    heartbeat_seconds=settings.heartbeat_seconds,
                                    stale_seconds=settings.stale_seconds,
-                                   shard_timeout_seconds=settings.shard_timeout_seconds)
+                                   shard_timeout_seconds=settings.shard_timeout_seconds,
+                                   job_timeout_seconds=settings.job_timeout_seconds)
     return _stores[pid]
 
 

@@ -67,6 +67,10 @@ class ModelMismatch(CertificateError):
     part = "model"
 
 
+class StandardMismatch(CertificateError):
+    part = "standard"
+
+
 def canonical_json(value: Any) -> bytes:
     """The byte string that is signed: sorted keys, no whitespace, UTF-8."""
     bad = _non_finite_path(value, "")
@@ -141,10 +145,22 @@ class Verified:
     verdict: str
     standard_name: str
     standard_version: Any
+    standard_sha256: str = ""
+    # "builtin", or "tenant:<name>" for a tenant's own upload; None in certificates signed
+    # before the owner was recorded.
+    standard_owner: str | None = None
 
     @property
     def standard(self) -> str:
         return f"{self.standard_name} v{self.standard_version}"
+
+    @property
+    def owner(self) -> str:
+        if self.standard_owner == "builtin":
+            return "built-in"
+        if self.standard_owner:
+            return f"tenant {self.standard_owner.partition(':')[2] or '?'}"
+        return "not stated (certificate predates owner records)"
 
 
 def _b64(value: Any, field: str, size: int) -> bytes:
@@ -209,7 +225,24 @@ def verify_certificate(cert: Any, trusted: Iterable[Ed25519PublicKey]) -> Verifi
                     certification_id=cert["certification_id"],
                     model_sha256=str(card["model"].get("sha256")),
                     verdict=str(card.get("verdict")), standard_name=str(std.get("name")),
-                    standard_version=std.get("version"))
+                    standard_version=std.get("version"),
+                    standard_sha256=str(std.get("sha256") or ""),
+                    standard_owner=std.get("owner") if isinstance(std.get("owner"), str)
+                    else None)
+
+
+def check_standard(verified: Verified, *, name: str | None = None, sha256: str | None = None,
+                   require_builtin: bool = False) -> None:
+    """The standard the certificate names is the one required, else StandardMismatch: a
+    tenant's look-alike standard (its own thresholds) must not pass for a built-in."""
+    if name and verified.standard_name != name:
+        raise StandardMismatch(f"certified against {verified.standard}, not {name}")
+    if sha256 and verified.standard_sha256.lower() != sha256.strip().lower():
+        raise StandardMismatch(f"certified against {verified.standard} with sha256 "
+                               f"{verified.standard_sha256 or '?'}, not {sha256.strip()}")
+    if require_builtin and verified.standard_owner != "builtin":
+        raise StandardMismatch(f"certified against {verified.standard}, whose owner is "
+                               f"{verified.owner}, not a built-in standard")
 
 
 def check_model(verified: Verified, model_bytes: bytes) -> str:

@@ -24,6 +24,7 @@ class JobSpec:
 class JobStore(Protocol):
     heartbeat_seconds: float      # how often a worker running a job or shard beats
     shard_timeout_seconds: float  # a shard running longer errors the job
+    job_timeout_seconds: float    # a job running longer errors (checked inside every loop)
 
     def claim(self, job_id: str, worker: str = "") -> JobSpec | None:
         """Mark the job running and return it, or None if it must not run (gone, cancelled,

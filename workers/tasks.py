@@ -33,6 +33,7 @@ from verifiers.checks import PREPARE, adversarial
 from verifiers.checks.attack_evidence import ChunkEvidence
 from verifiers.data import EvalSet, load_eval_set
 from verifiers.errors import ShardTimeout
+from verifiers.interrupt import Interrupt, watching
 from verifiers.ood import load_ood_x
 from verifiers.pipeline import (
     ATTACK_SPAN,
@@ -99,7 +100,8 @@ def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
         log.info("job %s is not runnable (finished, cancelled, gone or running elsewhere); "
                  "skipping", job_id)
         return
-    with _beating(store.heartbeat, job_id, store.heartbeat_seconds), _ending_job(store, job_id):
+    with (_beating(store.heartbeat, job_id, store.heartbeat_seconds),
+          _ending_job(store, job_id), watching(_interrupt(store, spec))):
         standard, eval_set, ood_x = _inputs(spec)
         if store.part(job_id, PREPARE_PART) is None:
             ctx = prepare(spec.model_bytes, eval_set, standard, seed=spec.seed,
@@ -139,12 +141,18 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
         return
     k = int(part.rsplit("-", 1)[1])
     beat = store.heartbeat_seconds
+    interrupt = _interrupt(store, spec, store.shard_timeout_seconds,
+                           f"attack shard {k} ran past the shard time limit of "
+                           f"{store.shard_timeout_seconds:g} s")
     with (_beating(lambda j: store.beat_part(j, part), job_id, beat),
-          _ending_job(store, job_id)):
+          _ending_job(store, job_id), watching(interrupt)):
         standard, eval_set, ood_x = _inputs(spec)
         ctx = _restore(store, spec, standard, eval_set, ood_x)
         spans = attack_chunks(len(eval_set))
         lo, hi = spans[k]
+        if interrupt.timeout_reason.startswith("attack shard"):
+            interrupt.timeout_reason = (f"attack shard {k} (samples {lo}-{hi}) ran past the "
+                                        f"shard time limit of {store.shard_timeout_seconds:g} s")
         lo_p, hi_p = ATTACK_SPAN
         report = _reporter(store, job_id, advance=True)
         done_before = len(store.done_parts(job_id, "attack-"))
@@ -178,7 +186,7 @@ def run_finish(store: JobStore, job_id: str) -> None:
         return
     beat = store.heartbeat_seconds
     with (_beating(lambda j: store.beat_part(j, FINISH_PART), job_id, beat),
-          _ending_job(store, job_id)):
+          _ending_job(store, job_id), watching(_interrupt(store, spec))):
         standard, eval_set, ood_x = _inputs(spec)
         ctx = _restore(store, spec, standard, eval_set, ood_x)
         chunks = [ChunkEvidence.from_bytes(raw)
@@ -233,6 +241,24 @@ def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x)
 def _mapping(spec: JobSpec) -> InputMapping | None:
     raw = spec.input_mapping
     return None if not raw else parse_mapping(raw["mean"], raw["std"])
+
+
+def _interrupt(store: JobStore, spec: JobSpec, part_limit_s: float | None = None,
+               part_reason: str = "") -> Interrupt:
+    """What every long loop of this run checks (verifiers.interrupt): the cancel flag (polled
+    at most once a second), the job's time limit and, for a shard, the shard's."""
+    now = time.monotonic()
+    deadline, reason = None, ""
+    job_limit = getattr(store, "job_timeout_seconds", None)
+    if job_limit is not None:
+        elapsed = max(0.0, time.time() - spec.started_at) if spec.started_at else 0.0
+        deadline = now + job_limit - elapsed
+        reason = f"the job ran past its time limit of {job_limit:g} s"
+    if part_limit_s is not None and (deadline is None or now + part_limit_s < deadline):
+        deadline, reason = now + part_limit_s, part_reason
+    job_id = spec.job_id
+    return Interrupt(cancelled=lambda: store.is_cancelled(job_id), deadline=deadline,
+                     timeout_reason=reason)
 
 
 def _reporter(store: JobStore, job_id: str, *, advance: bool,

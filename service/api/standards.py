@@ -68,7 +68,7 @@ async def upload_standard(request: Request) -> JSONResponse:
         raise ApiError(422, "invalid_standard", "the standard is not UTF-8 text") from exc
     services = request.app.state.services
     body, created = await run_in_threadpool(standards_catalog.upload, services.db, tenant_id,
-                                            document)
+                                            document, services.settings.ceilings)
     location = f"/v1/standards/{body['name']}?version={body['version']}"
     return JSONResponse(body, status_code=201 if created else 200,
                         headers={"Location": location})

@@ -29,9 +29,14 @@ def verify_certificate(args: argparse.Namespace) -> int:
         return 1
     print(f"ok  signature: Ed25519, trusted key {ok.key_id[:16]}..., signed {ok.signed_at}")
     print(f"ok  model:     {args.model.name} sha256 {digest[:16]}... is the certified model")
-    if args.standard and ok.standard_name != args.standard:
-        print(f"INVALID (standard): certified against {ok.standard}, not {args.standard}")
+    try:
+        cert_mod.check_standard(ok, name=args.standard, sha256=args.standard_sha256,
+                                require_builtin=args.require_builtin)
+    except cert_mod.CertificateError as exc:
+        print(f"INVALID ({exc.part}): {exc}")
         return 1
+    print(f"ok  standard:  {ok.standard} sha256 {ok.standard_sha256[:16] or '?'}... "
+          f"owner {ok.owner}")
     if ok.verdict not in accepted:
         print(f"INVALID (verdict): the certified verdict is {ok.verdict} against {ok.standard}; "
               f"accepted: {', '.join(accepted)}")

@@ -22,6 +22,7 @@ from verifiers.attacks.ball import Ball, ascent_direction, initial_step, project
 from verifiers.attacks.common import AttackOutcome, PassCounter, loss_and_grad
 from verifiers.attacks.rowrandom import Randomness, take
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def _stage(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor,
         rows, state = _harvest(rows, state, logits, group, best, fooled)
     marks, last_mark = checkpoints(iterations), 0
     for k in range(iterations):
+        checkpoint()
         if len(rows) == 0:
             break
         s = state

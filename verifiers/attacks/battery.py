@@ -25,6 +25,7 @@ from verifiers.attacks.registry import AttackCall
 from verifiers.attacks.rowrandom import Randomness, RowRandom, take
 from verifiers.attacks.target import Target
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 __all__ = ["LP_ATTACKS", "CascadeResult", "Target", "cascade", "supported"]
 
@@ -61,6 +62,7 @@ def cascade(target: Target, x: np.ndarray, y: np.ndarray, ball: Ball, domain: In
     """
     res = CascadeResult(np.zeros(len(x), dtype=bool), x.copy(), np.full(len(x), "", dtype=object))
     for lp in (a for a in registry.lp_attacks() if a.name in attacks):
+        checkpoint()
         attack = lp.name
         why = lp.unsupported(ball.norm, target.module is not None)
         if why:

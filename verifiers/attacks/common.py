@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from verifiers.attacks.losses import attack_loss
+from verifiers.interrupt import checkpoint
 
 
 @dataclass
@@ -34,6 +35,7 @@ def loss_and_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str,
     total_logits: torch.Tensor | None = None
     total_grad = torch.zeros_like(x)
     for _ in range(max(1, eot)):
+        checkpoint()
         xg = x.detach().requires_grad_(True)
         logits = model(xg)
         per_sample = attack_loss(loss, logits, y, target)

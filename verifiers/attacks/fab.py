@@ -21,6 +21,7 @@ from verifiers.attacks.ball import Ball, flat_norm, project, random_start
 from verifiers.attacks.common import AttackOutcome, PassCounter, logits_of
 from verifiers.attacks.rowrandom import Randomness, take
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 FAB_NORMS = ("linf", "l2", "l1")
 
@@ -135,6 +136,7 @@ def _search(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, t_all: t
     x = x0.clone() if start is None else start
     expand = (-1, *([1] * (x0.dim() - 1)))
     for _ in range(cfg.iterations):
+        checkpoint()
         if len(rows) == 0:
             return
         xg = x.detach().requires_grad_(True)

@@ -17,6 +17,7 @@ from verifiers.attacks.ball import Ball, ascent_direction, project, random_start
 from verifiers.attacks.common import AttackOutcome
 from verifiers.attacks.rowrandom import Randomness
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 __all__ = ["AttackOutcome", "PgdConfig", "pgd", "pgd_linf"]
 
@@ -41,6 +42,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball, cfg: Pgd
     for restart in range(cfg.restarts):
         x_adv = random_start(x, ball, domain, generator, restart)
         for _ in range(cfg.steps):
+            checkpoint()
             x_adv.requires_grad_(True)
             logits = model(x_adv)
             loss = F.cross_entropy(logits, y, reduction="sum")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from verifiers.attacks.budget import SpatialBudget
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 Predict = Callable[[np.ndarray], np.ndarray]
 _ROWS_PER_CALL = 4096
@@ -70,6 +71,7 @@ def spatial_attack(predict: Predict, x: np.ndarray, y: np.ndarray, budget: Spati
     per_call = max(1, _ROWS_PER_CALL // max(len(x), 1))
     xt = torch.from_numpy(x).to(device)
     for start in range(0, len(points), per_call):
+        checkpoint()
         alive = np.flatnonzero(robust)
         if len(alive) == 0:
             break

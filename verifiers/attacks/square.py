@@ -21,6 +21,7 @@ import numpy as np
 
 from verifiers.attacks.ball import Ball
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 SQUARE_NORMS = ("linf", "l2")
 # (iteration on a 10,000-query scale, divisor of p): the paper's piecewise-constant schedule.
@@ -80,6 +81,7 @@ def square(scores: Scores, x: np.ndarray, y: np.ndarray, ball: Ball, domain: Inp
     queries = n
     hh, ww = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
     for i in range(cfg.queries - 1):
+        checkpoint()
         active = np.flatnonzero(loss >= 0)
         if len(active) == 0:
             break

@@ -24,6 +24,7 @@ from torch import Tensor
 from verifiers.bounds.crown import LinearSpec, refine_bounds, spec_lower
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
+from verifiers.interrupt import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def optimise(graph: BoundGraph, box: Interval, spec: LinearSpec,
     opt = torch.optim.Adam(params, lr=config.lr)
     stall, last = 0, best.sum().item()
     for step in range(config.iterations):
+        checkpoint()
         if config.optimize_intermediate:
             bounds, _ = refine_bounds(graph, box, base, max_rows, rows, alphas)
         else:

@@ -23,6 +23,7 @@ from verifiers.bounds.graph import BoundGraph, build_graph
 from verifiers.bounds.ops import Interval
 from verifiers.data import InputDomain
 from verifiers.errors import DataError, VerifierError
+from verifiers.interrupt import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def certify_samples(model: onnx.ModelProto | BoundGraph, x: np.ndarray, y: np.nd
     by = np.full(len(x), "", dtype=object)
     start, step = 0, max(1, batch_size)
     while start < len(x):
+        checkpoint()
         stop = min(len(x), start + step)
         try:
             margins, proved_by = _certify_batch(graph, x[start:stop], y[start:stop], eps, domain,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 from verifiers.model import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def _one_sample(loaded: LoadedModel, path: Path, x: np.ndarray, label: int, logi
     unknown = ""
     # Most dangerous rival first: a counterexample ends the sample early.
     for j in sorted((j for j in range(k) if j != label), key=lambda j: -logits[j]):
+        checkpoint()
         row = np.zeros((1, k))
         row[0, label], row[0, j] = 1.0, -1.0  # y_label - y_j <= 0: class j catches up
         left = timeout_s - (time.perf_counter() - t0)

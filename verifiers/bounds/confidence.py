@@ -17,6 +17,7 @@ from verifiers.bounds.engine import BoundConfig, Method, bound_spec
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 
 
 def _pairwise_spec(batch: int, k: int, dtype: torch.dtype, device: torch.device) -> LinearSpec:
@@ -35,6 +36,7 @@ def confidence_upper_bound(graph: BoundGraph, centres: np.ndarray, eps: float,
     out = np.empty(len(centres), dtype=np.float64)
     config = BoundConfig(cascade=False)  # every row's bound matters, not a yes/no proof
     for start in range(0, len(centres), batch_size):
+        checkpoint()
         x = torch.as_tensor(np.ascontiguousarray(centres[start:start + batch_size]),
                             dtype=graph.dtype, device=graph.device)
         box = linf_box(x, eps, domain)

@@ -15,6 +15,7 @@ import torch
 
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.vnnlib import Region
+from verifiers.interrupt import checkpoint
 from verifiers.model import OnnxRunner
 
 
@@ -84,6 +85,7 @@ def by_pgd(graph: BoundGraph, runner: OnnxRunner, region: Region, config: Falsif
     x = lo + (hi - lo) * noise.to(device=dev, dtype=dt)
     found: list[np.ndarray] = []
     for _ in range(config.pgd_steps):
+        checkpoint()
         x.requires_grad_(True)
         y = graph.forward(x.reshape(len(x), *graph.input_shape)).reshape(len(x), -1)
         worst = (y @ C.T + d).max(dim=1).values

@@ -204,7 +204,12 @@ def _threat_curve(ctx: RunContext, target: Target, tm: ThreatModel, primary: boo
     selected = [a for a in std.attacks if a in LP_ATTACKS]
     white_box = target.module is not None
     runnable = [a for a in selected if not supported(a, tm.norm, white_box)]
-    if not runnable and not (AA in std.attacks and white_box):
+    # pyautoattack's Square and FAB unpack (C, H, W): on flat (tabular) inputs it crashes.
+    aa_runs = AA in std.attacks and white_box and data.x.ndim == 4
+    if AA in std.attacks and white_box and not aa_runs:
+        evidence.skipped[f"{tm.norm}:{AA}"] = (f"needs image inputs (N, C, H, W), samples are "
+                                               f"{tuple(data.x.shape)}")
+    if not runnable and not aa_runs:
         # No attack can run: report no robust accuracy rather than the clean one.
         evidence.skipped[f"{tm.norm}:all"] = "no selected attack can run for this threat model"
         return
@@ -232,7 +237,7 @@ def _threat_curve(ctx: RunContext, target: Target, tm: ThreatModel, primary: boo
             hit = idx[res.fooled]
             robust[hit], found[hit] = False, True
             x_found[hit], broken_by[hit] = res.x_adv[res.fooled], res.broken_by[res.fooled]
-        if AA in std.attacks:
+        if aa_runs:
             aa_robust, aa_x = _autoattack(ctx, target, ball, lo, aa_robust, evidence)
             newly = robust & ~aa_robust
             found[newly], broken_by[newly] = True, AA
@@ -242,7 +247,7 @@ def _threat_curve(ctx: RunContext, target: Target, tm: ThreatModel, primary: boo
         evidence.radii[prefix + eps.label] = RadiusEvidence(
             robust=robust.copy(), broken_by=broken_by.copy(), found_index=lo + index,
             found_x=x_found[index].copy(), successes=successes,
-            aa_robust=aa_robust.copy() if AA in std.attacks else None)
+            aa_robust=aa_robust.copy() if aa_runs else None)
 
 
 def _autoattack(ctx: RunContext, target: Target, ball: Ball, lo: int, aa_robust: np.ndarray,

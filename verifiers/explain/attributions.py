@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifiers.interrupt import checkpoint
 from verifiers.model import OnnxRunner
 
 # A batch of inputs and target classes -> attributions of the same shape (torch, on CPU).
@@ -36,6 +37,7 @@ class Attributor:
         """Attributions for every row of ``x`` (float32 numpy, same shape)."""
         out = []
         for start in range(0, len(x), self.batch_size):
+            checkpoint()
             xb = torch.from_numpy(np.ascontiguousarray(x[start:start + self.batch_size]))
             tb = torch.from_numpy(np.asarray(target[start:start + self.batch_size],
                                              dtype=np.int64))

@@ -23,6 +23,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from verifiers.interrupt import checkpoint
+
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
@@ -85,6 +87,7 @@ def cascade(proto: onnx.ModelProto, seed: int) -> list[tuple[str, onnx.ModelProt
     new = redrawn(proto, layers, seed)
     stages = []
     for k in range(1, len(layers) + 1):
+        checkpoint()
         chosen = layers[::-1][:k]
         values = {n: new[n] for layer in chosen for n in layer.initializers}
         stages.append((chosen[-1].node, with_weights(proto, values)))

@@ -16,6 +16,7 @@ import torch
 
 from verifiers.data import InputDomain
 from verifiers.explain.attributions import Attributor
+from verifiers.interrupt import checkpoint
 
 
 def max_sensitivity(attributor: Attributor, x: np.ndarray, target: np.ndarray, radius: float,
@@ -36,6 +37,7 @@ def max_sensitivity(attributor: Attributor, x: np.ndarray, target: np.ndarray, r
     out = []
     step = max(1, attributor.batch_size // 4)
     for start in range(0, len(x), step):
+        checkpoint()
         xb = torch.from_numpy(np.ascontiguousarray(x[start:start + step]))
         tb = torch.from_numpy(np.asarray(target[start:start + step], dtype=np.int64))
         sens = sensitivity_max(explain, xb, perturb_func=perturb, perturb_radius=radius,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from verifiers.data import InputDomain
+from verifiers.interrupt import checkpoint
 from verifiers.ood.config import AdversarialOodConfig
 
 
@@ -38,6 +39,7 @@ def _ascend(module: nn.Module, x: torch.Tensor, lo: torch.Tensor, hi: torch.Tens
             keep_obj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed-gradient ascent of the top-class log-probability, keeping the best iterate."""
     for k in range(steps + 1):
+        checkpoint()
         x.requires_grad_(True)
         obj = _top_log_prob(module, x)
         with torch.no_grad():

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifiers.interrupt import checkpoint
 from verifiers.model import OnnxRunner
 
 BLOCK = 64  # noise rows per draw; a forward pass takes whole blocks
@@ -65,6 +66,7 @@ def noise_counts(base: BaseClassifier, x: torch.Tensor, num: int, sigma: float, 
     pending: list[torch.Tensor] = []
     rows = 0
     for start in range(0, num, BLOCK):
+        checkpoint()
         k = min(BLOCK, num - start)
         pending.append(torch.randn((k, *x.shape), generator=generator, device=base.device,
                                    dtype=x.dtype))

@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
+    except Exception as exc:  # a bug is never a verdict: exit 2, not Python's 1
+        import traceback
+
+        traceback.print_exc()
+        return fail(f"internal error (not a verdict): {type(exc).__name__}: {exc}"[:2000])
 
 
 def fail(message: str) -> int:
@@ -140,13 +145,17 @@ def verify_certificate(args: argparse.Namespace) -> int:
         return fail(f"no trusted key: {exc}")
     try:
         ok = cm.verify_file(str(args.certificate), str(args.model), trusted,
-                            standard=args.standard, accept=args.accept_verdict or ["PASS"])
+                            standard=args.standard, standard_sha256=args.standard_sha256,
+                            require_builtin=args.require_builtin,
+                            accept=args.accept_verdict or ["PASS"])
     except cm.CertificateError as exc:
         print(f"INVALID ({exc.part}): {exc}")
         return 1
     print(f"ok  signature: Ed25519, trusted key {ok.key_id[:16]}..., signed {ok.signed_at}")
     print(f"ok  model:     {args.model.name} sha256 {ok.model_sha256[:16]}... is the "
           "certified model")
+    print(f"ok  standard:  {ok.standard} sha256 {ok.standard_sha256[:16] or '?'}... "
+          f"owner {ok.owner}")
     print(f"ok  verdict:   {ok.verdict} against {ok.standard}")
     print(f"VALID: {args.model.name} is certified {ok.verdict} "
           f"(certification {ok.certification_id})")
@@ -236,6 +245,10 @@ def _parser() -> argparse.ArgumentParser:
                    choices=["PASS", "FAIL", "INCONCLUSIVE"],
                    help="verdicts that count as valid (default: PASS only; repeatable)")
     v.add_argument("--standard", help="also require the certificate to be for this standard")
+    v.add_argument("--standard-sha256", metavar="HEX",
+                   help="also require the standard's document to have this sha256")
+    v.add_argument("--require-builtin", action="store_true",
+                   help="also require a built-in standard (not a tenant's own upload)")
     v.set_defaults(handler=verify_certificate)
     return p
 

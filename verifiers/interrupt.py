@@ -1,0 +1,65 @@
+"""Cooperative interruption: cancel and time limits reach every long loop within seconds.
+
+A run installs a checker (:func:`watching`); every long loop (attack iterations, Square's
+queries, bound optimisation, smoothing's sampling blocks, the cascade) calls
+:func:`checkpoint` once per iteration. Without a checker installed :func:`checkpoint` costs one
+context-variable read, so the library runs unchanged in-process and in tests.
+
+The checker raises :class:`~verifiers.errors.Cancelled` or
+:class:`~verifiers.errors.ShardTimeout`, which no check converts into a verdict: the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+from verifiers.errors import Cancelled, ShardTimeout
+
+Checker = Callable[[], None]
+_current: ContextVar[Checker | None] = ContextVar("robustgate_interrupt", default=None)
+
+
+def checkpoint() -> None:
+    """Raise if the running job was cancelled or ran past its time limit."""
+    check = _current.get()
+    if check is not None:
+        check()
+
+
+@contextlib.contextmanager
+def watching(check: Checker | None) -> Iterator[None]:
+    """Install ``check`` for the code run inside the block (this thread/context only)."""
+    token = _current.set(check)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class Interrupt:
+    """A checker from a deadline (``time.monotonic()`` seconds) and a cancel flag.
+
+    The flag may be expensive (a database read): it is polled at most every ``poll_s``
+    seconds; the deadline is compared on every call.
+    """
+
+    def __init__(self, cancelled: Callable[[], bool] | None = None,
+                 deadline: float | None = None, timeout_reason: str = "ran past its time limit",
+                 poll_s: float = 1.0) -> None:
+        self.cancelled = cancelled
+        self.deadline = deadline
+        self.timeout_reason = timeout_reason
+        self.poll_s = poll_s
+        self._polled = float("-inf")
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            raise ShardTimeout(self.timeout_reason)
+        if self.cancelled is not None and now - self._polled >= self.poll_s:
+            self._polled = now
+            if self.cancelled():
+                raise Cancelled("certification was cancelled")
