@@ -132,7 +132,8 @@ class BoundOp:
         return self
 
 
-Builder = Callable[[NodeSpec], BoundOp]
+# A builder returns one op, or one op per output for multi-output nodes (Split).
+Builder = Callable[[NodeSpec], "BoundOp | list[BoundOp]"]
 _REGISTRY: dict[str, Builder] = {}
 
 
@@ -148,7 +149,7 @@ def supported_ops() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_op(spec: NodeSpec) -> BoundOp:
+def build_op(spec: NodeSpec) -> BoundOp | list[BoundOp]:
     builder = _REGISTRY.get(spec.node.op_type)
     if builder is None:
         raise spec.refuse("no bound relaxation for this operator")
