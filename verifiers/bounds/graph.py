@@ -257,12 +257,15 @@ def _ancestors(nodes: list[GraphNode], output: str) -> list[GraphNode]:
 
 
 def _exact_tensors(input_name: str, nodes: list[GraphNode]) -> frozenset[str]:
-    """IBP is exact through elementwise/shape ops and at most one mixing linear op."""
+    """IBP is exact through elementwise/shape ops and at most one mixing linear op, and per
+    neuron through an elementwise function with an exact interval after those."""
     mixing: dict[str, int | None] = {input_name: 0}
     for node in nodes:
         kind = node.op.linear_kind
         before = mixing.get(node.inputs[0]) if len(node.inputs) == 1 else None
-        if kind is None or before is None:
+        if before is not None and kind is None and node.op.exact_pointwise:
+            mixing[node.output] = max(before, 1)  # exact per neuron; one more mix breaks it
+        elif kind is None or before is None:
             mixing[node.output] = None
         else:
             mixing[node.output] = before + (kind == "mixing")

@@ -96,6 +96,9 @@ class BoundOp:
 
     # Mixing linear ops (Gemm, Conv...) vs. elementwise/shape-only ones decide when IBP is exact.
     linear_kind: str | None = None  # "mixing", "elementwise" or None (nonlinear, multi-input)
+    # Elementwise with an exact interval(): each output neuron's range is exact whenever its
+    # input neuron's range is (ReLU after one Conv), though the output box is no longer exact.
+    exact_pointwise = False
     needs_bounds = False  # backward() needs the bounds of its input
     has_alpha = False  # has an optimisable lower relaxation (alpha-CROWN)
 
