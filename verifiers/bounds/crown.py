@@ -89,14 +89,21 @@ def refine_bounds(graph: BoundGraph, box: Interval, base: Mapping[str, Interval]
 
     ``rows`` (flat neuron indices per tensor) fixes which neurons to refine; when None they
     are chosen from the current bounds (any sample of the batch needing it) and returned.
-    The result is intersected with ``base``, so it is never looser.
+    The result is intersected with ``base``, so it is never looser. Interval bounds are
+    re-propagated from the refined ones as the walk goes (also intersected), so later
+    tensors start from the tightened boxes: on deep nets (ResNet-18) the plain IBP boxes
+    blow up and would mark nearly every later ReLU as unstable.
     """
     bounds = dict(base)
     chosen: dict[str, Tensor] = {}
     consumers = graph.bounded_tensors()
     for node in graph.nodes:
         t = node.output
-        if t not in consumers or t in graph.exact_ibp:
+        if t in graph.exact_ibp:
+            continue
+        fresh = node.op.interval(*(bounds[i] for i in node.inputs))
+        bounds[t] = _intersect(bounds[t], fresh)
+        if t not in consumers:
             continue
         if rows is None:
             mask = torch.zeros_like(bounds[t].lower, dtype=torch.bool)
@@ -131,6 +138,11 @@ def _rows_bounds(graph: BoundGraph, t: str, idx: Tensor, bounds: Mapping[str, In
         lows.append(res[:, :m])
         ups.append(-res[:, m:])
     return torch.cat(lows, 1), torch.cat(ups, 1)
+
+
+def _intersect(old: Interval, new: Interval) -> Interval:
+    lower = torch.maximum(old.lower, new.lower)
+    return Interval(lower, torch.maximum(torch.minimum(old.upper, new.upper), lower))
 
 
 def _merge(old: Interval, idx: Tensor, lo: Tensor, up: Tensor) -> Interval:

@@ -65,7 +65,8 @@ class BoundGraph:
         out: dict[str, list[GraphNode]] = {}
         for node in self.nodes:
             if node.op.needs_bounds:
-                out.setdefault(node.inputs[0], []).append(node)
+                for name in dict.fromkeys(node.inputs):  # e.g. both operands of Max
+                    out.setdefault(name, []).append(node)
         return out
 
     def upstream(self, tensor: str) -> set[str]:
@@ -131,9 +132,11 @@ def build_graph(model: onnx.ModelProto, output: str | None = None) -> BoundGraph
         elif node.op_type in _HEADS:
             heads[node.output[0]] = (node, node.input[0])
         else:
-            nodes.append(_build(node, consts, shapes, opset))
-            shapes[node.output[0]] = nodes[-1].shape
-            dead.update({o: node for o in node.output[1:] if o})
+            built = _build(node, consts, shapes, opset)
+            for graph_node in built:
+                nodes.append(graph_node)
+                shapes[graph_node.output] = graph_node.shape
+            dead.update({o: node for o in node.output[len(built):] if o})
     output, stripped = _strip_heads(output, shapes, heads, dead)
     nodes = _ancestors(nodes, output)
     return BoundGraph(input_name, input_shape, nodes, output, shapes[output], stripped,
@@ -184,7 +187,9 @@ def _shape_value(node: onnx.NodeProto, sample: tuple[int, ...]) -> np.ndarray:
     return full[attrs.get("start", 0):attrs.get("end", len(full))]
 
 
-def _build(node: onnx.NodeProto, consts: dict, shapes: dict, opset: int) -> GraphNode:
+def _build(node: onnx.NodeProto, consts: dict, shapes: dict, opset: int) -> list[GraphNode]:
+    """One graph node per output the op relaxes (a builder may return one op per output, as
+    Split does); outputs beyond those are secondary and refused if used."""
     slots = [n if n else "" for n in node.input]
     spec = NodeSpec(
         node=node,
@@ -192,18 +197,23 @@ def _build(node: onnx.NodeProto, consts: dict, shapes: dict, opset: int) -> Grap
         shapes=tuple(shapes.get(n) if n else None for n in slots),
         opset=opset,
     )
+    inputs = tuple(n for n in slots if n in shapes)
+    built = []
     try:
-        op = build_op(spec)
-        probes = [torch.zeros(1, *shapes[n]) for n in slots if n in shapes]
-        out = op.forward(*probes)
+        ops = build_op(spec)
+        ops = ops if isinstance(ops, list) else [ops]
+        probes = [torch.zeros(1, *shapes[n]) for n in inputs]
+        outs = [op.forward(*probes) for op in ops]
     except VerifierError:
         raise
     except Exception as exc:  # a malformed attribute or shape surfaces as any torch error
         raise spec.refuse(f"{type(exc).__name__}: {exc}") from exc
-    if out.dim() == 0 or out.shape[0] != 1:
-        raise spec.refuse("output mixes the samples of a batch")
-    inputs = tuple(n for n in slots if n in shapes)
-    return GraphNode(spec.name, op, inputs, node.output[0], tuple(out.shape[1:]))
+    for i, (op, out) in enumerate(zip(ops, outs, strict=True)):
+        if out.dim() == 0 or out.shape[0] != 1:
+            raise spec.refuse("output mixes the samples of a batch")
+        name = spec.name if i == 0 else f"{spec.name}:{i}"
+        built.append(GraphNode(name, op, inputs, node.output[i], tuple(out.shape[1:])))
+    return built
 
 
 def _float_output(model: onnx.ModelProto) -> str:
@@ -247,12 +257,15 @@ def _ancestors(nodes: list[GraphNode], output: str) -> list[GraphNode]:
 
 
 def _exact_tensors(input_name: str, nodes: list[GraphNode]) -> frozenset[str]:
-    """IBP is exact through elementwise/shape ops and at most one mixing linear op."""
+    """IBP is exact through elementwise/shape ops and at most one mixing linear op, and per
+    neuron through an elementwise function with an exact interval after those."""
     mixing: dict[str, int | None] = {input_name: 0}
     for node in nodes:
         kind = node.op.linear_kind
         before = mixing.get(node.inputs[0]) if len(node.inputs) == 1 else None
-        if kind is None or before is None:
+        if before is not None and kind is None and node.op.exact_pointwise:
+            mixing[node.output] = max(before, 1)  # exact per neuron; one more mix breaks it
+        elif kind is None or before is None:
             mixing[node.output] = None
         else:
             mixing[node.output] = before + (kind == "mixing")

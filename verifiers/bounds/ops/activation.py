@@ -39,6 +39,7 @@ class ActivationOp(BoundOp):
     """Monotone non-decreasing elementwise function with a two-line relaxation."""
 
     needs_bounds = True
+    exact_pointwise = True  # interval() is f(l), f(u): exact per neuron
 
     def fn(self, x: Tensor) -> Tensor:
         raise NotImplementedError

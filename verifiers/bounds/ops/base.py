@@ -96,6 +96,9 @@ class BoundOp:
 
     # Mixing linear ops (Gemm, Conv...) vs. elementwise/shape-only ones decide when IBP is exact.
     linear_kind: str | None = None  # "mixing", "elementwise" or None (nonlinear, multi-input)
+    # Elementwise with an exact interval(): each output neuron's range is exact whenever its
+    # input neuron's range is (ReLU after one Conv), though the output box is no longer exact.
+    exact_pointwise = False
     needs_bounds = False  # backward() needs the bounds of its input
     has_alpha = False  # has an optimisable lower relaxation (alpha-CROWN)
 
@@ -132,7 +135,8 @@ class BoundOp:
         return self
 
 
-Builder = Callable[[NodeSpec], BoundOp]
+# A builder returns one op, or one op per output for multi-output nodes (Split).
+Builder = Callable[[NodeSpec], "BoundOp | list[BoundOp]"]
 _REGISTRY: dict[str, Builder] = {}
 
 
@@ -148,7 +152,7 @@ def supported_ops() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_op(spec: NodeSpec) -> BoundOp:
+def build_op(spec: NodeSpec) -> BoundOp | list[BoundOp]:
     builder = _REGISTRY.get(spec.node.op_type)
     if builder is None:
         raise spec.refuse("no bound relaxation for this operator")
