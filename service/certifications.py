@@ -68,7 +68,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
         if ood is not None:
             staged.append(_stage(svc, ood, "ood"))
         info, n_samples, n_ood = _validate(staged, standard.standard, input_low, input_high,
-                                           mapping)
+                                           mapping, svc.settings.max_decompressed_bytes)
         keys = [svc.blobs.commit(item) for item in staged]
     finally:
         for item in staged:
@@ -149,7 +149,8 @@ def _stage(svc: Services, upload: Upload, field: str) -> Staged:
 
 
 def _validate(staged: list[Staged], standard: Standard, low: float | None, high: float | None,
-              mapping: InputMapping | None) -> tuple[dict[str, Any], int, int]:
+              mapping: InputMapping | None,
+              max_decompressed: int) -> tuple[dict[str, Any], int, int]:
     """(model info, evaluation samples, OOD samples): every upload checked before any is kept."""
     staged_model, staged_data = staged[0], staged[1]
     try:
@@ -157,13 +158,13 @@ def _validate(staged: list[Staged], standard: Standard, low: float | None, high:
     except IntakeError as exc:
         raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
     try:
-        eval_set = load_eval_set(staged_data.read_bytes())
+        eval_set = load_eval_set(staged_data.read_bytes(), max_decompressed=max_decompressed)
     except DataError as exc:
         raise ApiError(422, "invalid_dataset", f"evaluation set refused: {exc}") from exc
     ood_x = None
     if len(staged) > 2:
         try:
-            ood_x = load_ood_x(staged[2].read_bytes())
+            ood_x = load_ood_x(staged[2].read_bytes(), max_decompressed=max_decompressed)
             user_suite(ood_x, eval_set.x.shape[1:], None)
         except DataError as exc:
             raise ApiError(422, "invalid_ood_set", f"OOD set refused: {exc}") from exc

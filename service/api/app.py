@@ -90,6 +90,16 @@ def _install_error_handlers(app: FastAPI) -> None:
                                        "message": "; ".join(problems) or "invalid request"}},
                             status_code=422)
 
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, err: Exception) -> JSONResponse:
+        # Any bug still answers JSON (never a plain-text 500); the traceback goes to the log.
+        log.error("unhandled %s on %s %s", type(err).__name__, request.method,
+                  request.url.path, exc_info=err)
+        return JSONResponse({"error": {"code": "internal",
+                                       "message": f"internal error ({type(err).__name__}); "
+                                                  "it has been logged"}},
+                            status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
