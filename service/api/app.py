@@ -12,6 +12,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.auth import TokenAuthMiddleware
+from service.api.body_limit import BodyLimitMiddleware, body_limit
 from service.api.docs import install as install_docs
 from service.api.reports import router as reports_router
 from service.api.routes import router
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)  # served locally by service.api.docs
     app.state.services = services
     app.add_middleware(TokenAuthMiddleware)
+    # Outside authentication: counts every body byte, chunked or not.
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit(services.settings.max_upload_bytes))
     app.include_router(router)
     app.include_router(standards_router)
     app.include_router(verifications_router)
