@@ -5,6 +5,7 @@ identical concurrent submissions make one job, deployments migrate once.
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from pathlib import Path
 
@@ -144,3 +145,46 @@ def test_a_chunked_upload_stops_at_the_limit_and_leaves_nothing(tmp_path):
         assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
     finally:
         stop([server.proc])
+
+
+# --- 7. identical concurrent submissions make one job ---------------------------------------
+
+def test_dedupe_on_sqlite_takes_the_write_lock_and_still_answers(api):
+    client, _ = api
+    first, second = _post(client, DATA), _post(client, DATA)
+    assert (first.status_code, second.status_code) == (202, 200), (first.text, second.text)
+    assert first.json()["id"] == second.json()["id"]
+
+
+def _race(server, token: str, seed: int) -> list[httpx.Response]:
+    barrier = threading.Barrier(10)
+    answers: list[httpx.Response] = []
+
+    def submit() -> None:
+        barrier.wait()
+        answers.append(httpx.post(
+            f"{server.url}/v1/certifications", timeout=300,
+            headers={"Authorization": f"Bearer {token}"},
+            files={"model": ("m.onnx", MODEL), "data": ("d.npz", DATA)},
+            data={"standard": "demo-digits", "seed": str(seed)}))
+
+    threads = [threading.Thread(target=submit) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def test_ten_identical_concurrent_submissions_make_one_job(production_server):
+    """A few rounds (a new seed each): the race window is narrow, one round may miss it."""
+    token = production_server.token("dedupe-race")
+    for round_ in range(6):
+        answers = _race(production_server, token, 100 + round_)
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [200] * 9 + [202], (round_, [r.text[:200] for r in answers])
+        assert len({r.json()["id"] for r in answers}) == 1
+    with httpx.Client(base_url=production_server.url,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        page = client.get("/v1/certifications", params={"limit": 50}).json()
+    assert page["total"] == 6, page
