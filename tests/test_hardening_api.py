@@ -188,3 +188,48 @@ def test_ten_identical_concurrent_submissions_make_one_job(production_server):
                       headers={"Authorization": f"Bearer {token}"}) as client:
         page = client.get("/v1/certifications", params={"limit": 50}).json()
     assert page["total"] == 6, page
+
+
+# --- 9. deployments ------------------------------------------------------------------------
+
+def test_two_concurrent_migrate_processes_on_a_fresh_database_both_succeed():
+    import subprocess
+    import sys
+    import uuid
+
+    import psycopg
+
+    from tests.fixtures_service import PG_ADMIN, clean_env
+
+    name = f"rg_migrate_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        env = clean_env() | {"ROBUSTGATE_DATABASE_URL": url}
+        procs = [subprocess.Popen([sys.executable, "-m", "service.cli", "migrate"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        with psycopg.connect(url) as conn:
+            versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        from alembic.script import ScriptDirectory
+
+        from service.db.migrate import alembic_config
+        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        assert versions == [(head,)]
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_livez_answers_while_the_database_is_down(tmp_path):
+    from service.demo import free_port
+
+    settings = embedded_settings(
+        tmp_path, ROBUSTGATE_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    client = TestClient(create_app(settings))  # no lifespan: nothing else touches the database
+    assert client.get("/healthz").status_code == 503
+    live = client.get("/livez")
+    assert live.status_code == 200 and live.json()["status"] == "ok"

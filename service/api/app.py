@@ -60,6 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     install_docs(app)
 
+    @app.get("/livez", tags=["health"])
+    def livez() -> JSONResponse:
+        """Liveness: the process answers. Touches no dependency, so a database outage makes
+        the pod unready (/healthz) without getting it restarted."""
+        return JSONResponse({"status": "ok", "version": tool_version()})
+
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
         try:
