@@ -13,5 +13,9 @@ RUN pip install --no-cache-dir ".[gpu]" && pip uninstall -y onnxruntime \
 # The commit the image was built from, recorded in every scorecard (docker build --build-arg).
 ARG ROBUSTGATE_GIT_REVISION=""
 ENV ROBUSTGATE_GIT_REVISION=${ROBUSTGATE_GIT_REVISION}
+# Not root: a dedicated user owns the data folder (named volumes inherit its ownership).
+RUN useradd --create-home --uid 10001 robustgate && mkdir -p /data \
+    && chown robustgate:robustgate /data
+USER robustgate
 EXPOSE 8000
 CMD ["robustgate", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "0"]

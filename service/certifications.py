@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,7 +68,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
         if ood is not None:
             staged.append(_stage(svc, ood, "ood"))
         info, n_samples, n_ood = _validate(staged, standard.standard, input_low, input_high,
-                                           mapping)
+                                           mapping, svc.settings.max_decompressed_bytes)
         keys = [svc.blobs.commit(item) for item in staged]
     finally:
         for item in staged:
@@ -84,6 +84,7 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                 s, Dataset, tenant_id, staged[2], storage_key=keys[2],
                 filename=ood.filename[:256], n_samples=n_ood)
             standard_row = standards_catalog.record_for(s, standard)
+            _lock_tenant_submissions(s, tenant_id)
             same = _identical(s, tenant_id, model_row.id, data_row.id, standard_row.id,
                               ood_row.id if ood_row else None, seed, input_low, input_high,
                               mapping_row)
@@ -110,6 +111,23 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                        f"the job queue is unavailable ({type(exc).__name__}); nothing was stored, "
                        "retry later") from exc
     return Submitted(job_id, reused=False)
+
+
+# pg_advisory_xact_lock(class, tenant): one submission of a tenant at a time between the
+# dedupe check and the insert. An arbitrary constant ("RG" + 1) names the class.
+DEDUPE_LOCK_CLASS = 0x52470001
+
+
+def _lock_tenant_submissions(s: Session, tenant_id: int) -> None:
+    """Make check-then-insert atomic per tenant: concurrent identical submissions would each
+    miss the other's uncommitted row and make a job each. The lock is released at commit.
+    On SQLite a no-op write takes the database write lock now (a deferred transaction would
+    take it only at the insert, after both checks)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:cls, :tenant)"),
+                  {"cls": DEDUPE_LOCK_CLASS, "tenant": tenant_id})
+    else:
+        s.execute(text("UPDATE tenants SET id = id WHERE id = :tenant"), {"tenant": tenant_id})
 
 
 def _identical(s: Session, tenant_id: int, model_id: int, dataset_id: int, standard_id: int,
@@ -149,7 +167,8 @@ def _stage(svc: Services, upload: Upload, field: str) -> Staged:
 
 
 def _validate(staged: list[Staged], standard: Standard, low: float | None, high: float | None,
-              mapping: InputMapping | None) -> tuple[dict[str, Any], int, int]:
+              mapping: InputMapping | None,
+              max_decompressed: int) -> tuple[dict[str, Any], int, int]:
     """(model info, evaluation samples, OOD samples): every upload checked before any is kept."""
     staged_model, staged_data = staged[0], staged[1]
     try:
@@ -157,13 +176,13 @@ def _validate(staged: list[Staged], standard: Standard, low: float | None, high:
     except IntakeError as exc:
         raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
     try:
-        eval_set = load_eval_set(staged_data.read_bytes())
+        eval_set = load_eval_set(staged_data.read_bytes(), max_decompressed=max_decompressed)
     except DataError as exc:
         raise ApiError(422, "invalid_dataset", f"evaluation set refused: {exc}") from exc
     ood_x = None
     if len(staged) > 2:
         try:
-            ood_x = load_ood_x(staged[2].read_bytes())
+            ood_x = load_ood_x(staged[2].read_bytes(), max_decompressed=max_decompressed)
             user_suite(ood_x, eval_set.x.shape[1:], None)
         except DataError as exc:
             raise ApiError(422, "invalid_ood_set", f"OOD set refused: {exc}") from exc

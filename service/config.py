@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from verifiers.data import DEFAULT_MAX_DECOMPRESSED
 from verifiers.limits import DEFAULT_CEILINGS, Ceilings
 from workers.app import gpu_queue_for
 
@@ -25,6 +26,8 @@ class Settings:
     storage_dir: Path
     queue: str
     max_upload_bytes: int
+    # The most one uploaded .npz may decompress to (judged from its zip headers).
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED
     heartbeat_seconds: float = 10.0   # how often a running job's worker beats
     stale_seconds: float = 120.0      # no beat for this long: the worker is presumed dead
     max_attempts: int = 3             # deliveries of one job before it errors
@@ -53,6 +56,7 @@ class Settings:
             "ROBUSTGATE_STORAGE_DIR": str(self.storage_dir),
             "ROBUSTGATE_QUEUE": self.queue,
             "ROBUSTGATE_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+            "ROBUSTGATE_MAX_DECOMPRESSED_BYTES": str(self.max_decompressed_bytes),
             "ROBUSTGATE_HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
             "ROBUSTGATE_STALE_SECONDS": str(self.stale_seconds),
             "ROBUSTGATE_MAX_ATTEMPTS": str(self.max_attempts),
@@ -81,6 +85,7 @@ class _EnvSettings(BaseModel):
     storage_dir: str | None = None
     queue: str = Field("robustgate", min_length=1)
     max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    max_decompressed_bytes: int = Field(DEFAULT_MAX_DECOMPRESSED, gt=0)
     heartbeat_seconds: float = Field(10.0, gt=0)
     stale_seconds: float = Field(120.0, gt=0)
     max_attempts: int = Field(3, ge=1)
@@ -134,6 +139,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         storage_dir=Path(parsed.storage_dir or data_dir / "storage").resolve(),
         queue=parsed.queue,
         max_upload_bytes=parsed.max_upload_bytes,
+        max_decompressed_bytes=parsed.max_decompressed_bytes,
         heartbeat_seconds=parsed.heartbeat_seconds,
         stale_seconds=parsed.stale_seconds,
         max_attempts=parsed.max_attempts,

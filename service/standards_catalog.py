@@ -28,6 +28,7 @@ from verifiers import Standard, StandardError, builtin_standards, parse_standard
 from verifiers.limits import DEFAULT_CEILINGS, Ceilings, over_ceilings
 from verifiers.standards import builtin_versions
 from verifiers.standards.lint import lint
+from verifiers.standards.parse import MAX_VERSION
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 
@@ -41,10 +42,10 @@ class Resolved:
 def resolve(name: str, db: Database | None = None, tenant_id: int | None = None) -> Resolved:
     """``name`` or ``name@version``: the caller's own standard, else a built-in."""
     base, _, pinned = name.partition("@")
-    version = int(pinned) if pinned.isdigit() else None
-    if pinned and version is None:
+    version = int(pinned) if pinned.isascii() and pinned.isdigit() else None
+    if pinned and (version is None or version > MAX_VERSION):
         raise ApiError(422, "unknown_standard", f"{name!r}: the version after '@' must be an "
-                                                "integer")
+                                                f"integer <= {MAX_VERSION}")
     if db is not None and tenant_id is not None:
         with db.session() as s:
             row = _own(s, tenant_id, base, version)

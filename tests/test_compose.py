@@ -2,18 +2,71 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from service.alive import start_touching
 from service.cli import _parser
 from service.config import load_settings
+from tests.fixtures_service import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+PASSWORD = "from-the-environment"
+
+
+def _compose(env: dict[str, str] | None = None) -> dict:
+    """The file as `docker compose` reads it: ${VAR:?message} from ``env``."""
+    env = {"POSTGRES_PASSWORD": PASSWORD} if env is None else env
+    text = (ROOT / "docker-compose.yml").read_text()
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise KeyError(f"{name} is required: {match.group(2)}")
+        return env[name]
+
+    return yaml.safe_load(re.sub(r"\$\{(\w+):\?([^}]*)\}", value, text))
+
+
+def test_no_database_password_is_written_in_the_file():
+    assert "${POSTGRES_PASSWORD:?" in (ROOT / "docker-compose.yml").read_text()
+    with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
+        _compose({})
+    services = _compose()["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == PASSWORD
+    assert f":{PASSWORD}@" in services["api"]["environment"]["ROBUSTGATE_DATABASE_URL"]
+
+
+def test_redis_persists_and_the_image_runs_as_a_user():
+    redis = _compose()["services"]["redis"]
+    assert redis["command"][-2:] == ["--appendonly", "yes"]
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    users = [words[1] for words in lines if words and words[0] == "USER"]
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_the_worker_health_check_does_not_import_the_app(tmp_path):
+    check = _compose()["services"]["worker"]["healthcheck"]["test"]
+    assert check == ["CMD", "python", "-m", "service.alive"]
+    alive = tmp_path / "alive"
+    env = clean_env() | {"ROBUSTGATE_WORKER_ALIVE_FILE": str(alive)}
+    code = ("import sys, runpy; runpy.run_module('service.alive', run_name='__main__')")
+    probe = [sys.executable, "-X", "importtime", "-c", code]
+    first = subprocess.run(probe, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 1  # no file yet: not alive
+    start_touching(alive, every=60)
+    second = subprocess.run(probe, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert second.returncode == 0, second.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in second.stderr.splitlines()}
+    assert not imported & {"celery", "torch", "onnxruntime", "fastapi", "sqlalchemy"}
 
 
 def test_services_and_health_checks():

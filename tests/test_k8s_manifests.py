@@ -59,3 +59,21 @@ def test_keda_scales_workers_on_the_celery_queue():
     for trigger in triggers:
         assert config["ROBUSTGATE_BROKER_URL"].startswith(
             f"redis://{trigger['metadata']['address']}")
+
+
+def test_liveness_does_not_need_the_database_and_pods_run_as_a_user():
+    spec = _by("Deployment", "robustgate-api")["spec"]["template"]["spec"]
+    api = spec["containers"][0]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
+    for name in ("robustgate-api", "robustgate-worker"):
+        context = _by("Deployment", name)["spec"]["template"]["spec"]["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
+    worker = _by("Deployment", "robustgate-worker")["spec"]["template"]["spec"]
+    assert worker["containers"][0]["livenessProbe"]["exec"]["command"] == [
+        "python", "-m", "service.alive"]
+    redis = _by("Deployment", "robustgate-redis")["spec"]["template"]["spec"]
+    assert redis["containers"][0]["args"] == ["--appendonly", "yes"]
+    assert redis["volumes"][0]["persistentVolumeClaim"]["claimName"] == "robustgate-redis-data"
+    assert "password" not in (K8S / "config.yaml").read_text().lower().replace(
+        "carries a password", "")

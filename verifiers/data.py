@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +17,46 @@ from verifiers.errors import DataError
 
 if TYPE_CHECKING:  # the standards package imports this module
     from verifiers.standards.spec import DomainSpec
+
+
+# The most an uploaded ``.npz`` may decompress to, all arrays together, judged from its zip
+# headers before any array is read (a 2 MB zip bomb can otherwise expand to gigabytes).
+DEFAULT_MAX_DECOMPRESSED = 4 * 1024**3
+
+
+def open_npz(raw: bytes, what: str, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED):
+    """``np.load`` an untrusted ``.npz`` after checking, from its zip headers alone, that it
+    decompresses to at most ``max_decompressed`` bytes and that no array header declares more
+    data than its entry holds (a forged shape would otherwise allocate it). No pickles."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            entries = archive.infolist()
+            total = sum(info.file_size for info in entries)
+            if total > max_decompressed:
+                raise DataError(
+                    f"{what} decompresses to {total} bytes, over the cap of {max_decompressed} "
+                    "bytes (ROBUSTGATE_MAX_DECOMPRESSED_BYTES)")
+            for info in entries:
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as fp:
+                        _check_npy_header(fp, info, what)
+    except DataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
+            MemoryError) as exc:
+        raise DataError(f"{what} is not a readable .npz file: {exc}") from exc
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
+def _check_npy_header(fp, info: zipfile.ZipInfo, what: str) -> None:
+    fmt = np.lib.format
+    major, _minor = fmt.read_magic(fp)
+    reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+    shape, _fortran, dtype = reader(fp)
+    declared = math.prod(int(n) for n in shape) * dtype.itemsize
+    if declared > info.file_size:
+        raise DataError(f"{what}: array {info.filename[:-4]!r} declares shape {shape} "
+                        f"({declared} bytes) but its entry holds only {info.file_size} bytes")
 
 
 @dataclass(frozen=True)
@@ -53,16 +94,18 @@ class EvalSet:
         return self.group_names[gid] if self.group_names is not None else str(gid)
 
 
-def load_eval_set(source: str | Path | bytes) -> EvalSet:
+def load_eval_set(source: str | Path | bytes, *,
+                  max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> EvalSet:
     """Read and validate an ``.npz`` with arrays ``x`` (float) and ``y`` (int).
 
-    Pickled object arrays are refused (``allow_pickle=False``): the file is untrusted.
+    Pickled object arrays are refused (``allow_pickle=False``): the file is untrusted; so is
+    one that decompresses to more than ``max_decompressed`` bytes (see :func:`open_npz`).
     """
     raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
     if not raw:
         raise DataError("evaluation set is empty (0 bytes)")
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        with open_npz(raw, "evaluation set", max_decompressed) as npz:
             names = set(npz.files)
             missing = sorted({"x", "y"} - names)
             if missing:
@@ -77,7 +120,8 @@ def load_eval_set(source: str | Path | bytes) -> EvalSet:
             mask = npz["mask"] if "mask" in names else None
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
+            MemoryError) as exc:
         raise DataError(f"evaluation set is not a readable .npz file: {exc}") from exc
     return validate_arrays(x, y, hashlib.sha256(raw).hexdigest(), group=group,
                            group_names=group_names, mask=mask)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.auth import TokenAuthMiddleware
+from service.api.body_limit import BodyLimitMiddleware, body_limit
 from service.api.docs import install as install_docs
 from service.api.reports import router as reports_router
 from service.api.routes import router
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)  # served locally by service.api.docs
     app.state.services = services
     app.add_middleware(TokenAuthMiddleware)
+    # Outside authentication: counts every body byte, chunked or not.
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit(services.settings.max_upload_bytes))
     app.include_router(router)
     app.include_router(standards_router)
     app.include_router(verifications_router)
@@ -56,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     _install_error_handlers(app)
     install_docs(app)
+
+    @app.get("/livez", tags=["health"])
+    def livez() -> JSONResponse:
+        """Liveness: the process answers. Touches no dependency, so a database outage makes
+        the pod unready (/healthz) without getting it restarted."""
+        return JSONResponse({"status": "ok", "version": tool_version()})
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
@@ -89,6 +98,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": {"code": "invalid_request",
                                        "message": "; ".join(problems) or "invalid request"}},
                             status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, err: Exception) -> JSONResponse:
+        # Any bug still answers JSON (never a plain-text 500); the traceback goes to the log.
+        log.error("unhandled %s on %s %s", type(err).__name__, request.method,
+                  request.url.path, exc_info=err)
+        return JSONResponse({"error": {"code": "internal",
+                                       "message": f"internal error ({type(err).__name__}); "
+                                                  "it has been logged"}},
+                            status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
+from service.api.body_limit import body_limit
 from service.auth import authenticate
 from service.errors import ApiError
 
@@ -43,8 +44,9 @@ class TokenAuthMiddleware(BaseHTTPMiddleware):
         return caller.tenant_id
 
     def _check_length(self, request: Request) -> None:
-        # Two files under the cap each plus form overhead; larger bodies are refused unread.
-        limit = 2 * request.app.state.services.settings.max_upload_bytes + 1024 * 1024
+        # Two files under the cap each plus form overhead; larger bodies are refused unread
+        # (a chunked body, with no length, is counted as it streams: BodyLimitMiddleware).
+        limit = body_limit(request.app.state.services.settings.max_upload_bytes)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise ApiError(413, "request_too_large",

@@ -19,9 +19,31 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
+# pg_advisory_lock key held while migrating ("RG" + "MG"): API replicas and `robustgate
+# migrate` started together migrate one at a time; the later ones find the schema at head.
+MIGRATION_LOCK = 0x5247_4D47
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    ensure_sqlite_folder(normalise_url(database_url))
-    command.upgrade(alembic_config(database_url), revision)
+    url = normalise_url(database_url)
+    ensure_sqlite_folder(url)
+    if not url.startswith("postgresql"):
+        command.upgrade(alembic_config(database_url), revision)
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as lock:  # a session lock on its own connection
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            lock.commit()
+            try:
+                command.upgrade(alembic_config(database_url), revision)
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                lock.commit()
+    finally:
+        engine.dispose()
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

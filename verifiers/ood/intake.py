@@ -6,28 +6,30 @@ once both are known.
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from verifiers.data import DEFAULT_MAX_DECOMPRESSED, open_npz
 from verifiers.errors import DataError
 
 
-def load_ood_x(source: str | Path | bytes) -> np.ndarray:
+def load_ood_x(source: str | Path | bytes, *,
+               max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> np.ndarray:
     """Read ``x`` from an untrusted ``.npz`` (no pickles), as float32."""
     raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
     if not raw:
         raise DataError("OOD set is empty (0 bytes)")
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        with open_npz(raw, "OOD set", max_decompressed) as npz:
             if "x" not in npz.files:
                 raise DataError(f"OOD set lacks array 'x'; found {sorted(npz.files) or 'none'}")
             x = npz["x"]
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
+            MemoryError) as exc:
         raise DataError(f"OOD set is not a readable .npz file: {exc}") from exc
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"OOD set 'x' must be a float array, got dtype {x.dtype}")

@@ -23,6 +23,10 @@ FIELDS = ("name", "version", "description", "input_domain", "threat_model", "bud
           "min_samples", "min_group_samples", "explain", "smoothing")
 
 
+# Versions are stored in a 32-bit integer column; a larger one is refused here, at parse.
+MAX_VERSION = 2**31 - 1
+
+
 def parse_standard(document: str) -> Standard:
     """Parse and validate a YAML standard; errors say ``line N: field X ...``."""
     doc = load(document)
@@ -32,7 +36,8 @@ def parse_standard(document: str) -> Standard:
                          "criteria, ...)")
     schema.known_fields(doc, (), data, FIELDS)
     name = schema.name(doc, schema.required(doc, (), data, "name"))
-    version = schema.integer(doc, ("version",), schema.required(doc, (), data, "version"), 1)
+    version = schema.integer(doc, ("version",), schema.required(doc, (), data, "version"), 1,
+                             MAX_VERSION)
     description = data.get("description", "")
     if not isinstance(description, str):
         raise doc.error(("description",), "must be text")

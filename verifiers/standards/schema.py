@@ -53,9 +53,11 @@ def mapping(doc: Located, path: Path, raw: Any, what: str) -> dict[str, Any]:
     return raw
 
 
-def integer(doc: Located, path: Path, raw: Any, low: int) -> int:
+def integer(doc: Located, path: Path, raw: Any, low: int, high: int | None = None) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool) or raw < low:
         raise doc.error(path, f"must be an integer >= {low}, got {_shown(raw)}")
+    if high is not None and raw > high:
+        raise doc.error(path, f"must be an integer <= {high}, got {_shown(raw)}")
     return raw
 
 
