@@ -135,15 +135,27 @@ class DigitsArtifacts:
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> DigitsArtifacts:
-    """Two digits CNNs trained here, exported with the TorchScript and dynamo exporters."""
+    """Two digits CNNs trained here, exported with the TorchScript and dynamo exporters.
+
+    Trained once per test run: under pytest-xdist the workers share the folder above their
+    own temporary roots, and a file lock lets the first one train while the others wait (the
+    models are deterministic per seed, so any worker would train the same ones)."""
+    from filelock import FileLock
+
     from examples.digits import DigitsCNN, export_onnx, load_digits_split, train
 
-    folder = tmp_path_factory.mktemp("digits")
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's root
+    folder = shared / "digits-models"
     x_tr, y_tr, x_ev, y_ev = load_digits_split()
-    robust = train(DigitsCNN(), x_tr, y_tr, epochs=20, adversarial_eps=0.1, seed=1)
-    brittle = train(DigitsCNN(), x_tr, y_tr, epochs=10, seed=2)
-    export_onnx(robust, folder / "robust.onnx")
-    export_onnx(brittle, folder / "brittle.onnx", dynamo=True)
-    np.savez(folder / "eval.npz", x=x_ev, y=y_ev)
+    with FileLock(str(shared / "digits-models.lock")):
+        if not (folder / "done").is_file():
+            folder.mkdir(exist_ok=True)
+            robust = train(DigitsCNN(), x_tr, y_tr, epochs=20, adversarial_eps=0.1, seed=1)
+            brittle = train(DigitsCNN(), x_tr, y_tr, epochs=10, seed=2)
+            export_onnx(robust, folder / "robust.onnx")
+            export_onnx(brittle, folder / "brittle.onnx", dynamo=True)
+            np.savez(folder / "eval.npz", x=x_ev, y=y_ev)
+            (folder / "done").touch()
     return DigitsArtifacts(folder / "robust.onnx", folder / "brittle.onnx",
                            folder / "eval.npz", x_ev, y_ev)

@@ -37,7 +37,7 @@ def test_untrusted_conversion_is_inconclusive_never_pass(digits, tmp_path):
     assert diff >= 0.1 * span and diff >= 1.0, (diff, span)   # O(1), also relative to logits
     text = (ROOT / "standards" / "demo-digits.yaml").read_text()
     # Without the fidelity criterion (it would FAIL the run): only the attack criteria decide.
-    lenient = text.replace("- {metric: fidelity.max_abs_diff", "# ")
+    lenient = text.replace("- {metric: fidelity.max_rel_diff", "# ")
     assert lenient != text
     path = tmp_path / "no-fidelity-criterion.yaml"
     path.write_text(lenient)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from service.client import Client, ClientError
+from verifiers import get_builtin
 
 
 def test_cli_submit_wait_passes_robust_model_and_writes_junit(embedded_server, digits, tmp_path):
@@ -22,7 +23,7 @@ def test_cli_submit_wait_passes_robust_model_and_writes_junit(embedded_server, d
     assert "VERDICT: PASS" in result.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
-    assert len(suite.findall("testcase")) == 4
+    assert len(suite.findall("testcase")) == len(get_builtin("demo-digits").criteria)
 
 
 def test_brittle_model_fails_with_exit_code_1(embedded_server, digits):
