@@ -7,6 +7,7 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -26,8 +27,10 @@ def _admin(server) -> str:
 def test_admin_creates_lists_and_revokes_tenant_tokens(embedded_server):
     url = embedded_server.url
     with Client(url, _admin(embedded_server)) as admin:
-        made = admin.create_token("acme", name="ci", expires_in_days=30)
-        assert made["token"].startswith("rg_") and made["tenant"] == "acme"
+        # A tenant of its own: the session's server is shared with other test files.
+        tenant_name = f"tokens-{uuid.uuid4().hex[:8]}"
+        made = admin.create_token(tenant_name, name="ci", expires_in_days=30)
+        assert made["token"].startswith("rg_") and made["tenant"] == tenant_name
         assert made["name"] == "ci" and made["expires_at"] and not made["admin"]
         with Client(url, made["token"]) as tenant:
             assert tenant.list_certifications()["total"] == 0
