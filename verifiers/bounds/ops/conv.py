@@ -59,7 +59,32 @@ def torch_pad_order(pads: Sequence[int]) -> list[int]:
     return out
 
 
-class ConvCore(BoundOp):
+class WeightedMap(BoundOp):
+    """y = linear(x, W) + b with a fixed linear map: forward and IBP from ``_linear`` alone
+    (|W| applied to the radius), shared by convolutions and transposed convolutions."""
+
+    weight: Tensor
+    bias: Tensor | None
+    dims: int
+
+    def _linear(self, x: Tensor, weight: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _bias_shape(self) -> Tensor:
+        assert self.bias is not None
+        return self.bias.reshape(-1, *([1] * self.dims))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self._linear(x, self.weight)
+        return y if self.bias is None else y + self._bias_shape()
+
+    def interval(self, x: Interval) -> Interval:
+        center = self.forward(x.center)
+        radius = self._linear(x.radius, self.weight.abs())
+        return Interval(center - radius, center + radius)
+
+
+class ConvCore(WeightedMap):
     """y = scale * conv(pad(x), W) + b, scale a fixed positive per-position divisor."""
 
     linear_kind = "mixing"
@@ -92,18 +117,6 @@ class ConvCore(BoundOp):
         x = F.pad(x, self.pads) if any(self.pads) else x
         y = _CONV[self.dims](x, weight, None, self.strides, 0, self.dilations, self.groups)
         return y if self.scale is None else y * self.scale
-
-    def _bias_shape(self) -> Tensor:
-        return self.bias.reshape(-1, *([1] * self.dims))
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self._linear(x, self.weight)
-        return y if self.bias is None else y + self._bias_shape()
-
-    def interval(self, x: Interval) -> Interval:
-        center = self.forward(x.center)
-        radius = self._linear(x.radius, self.weight.abs())
-        return Interval(center - radius, center + radius)
 
     def backward(self, A: Tensor, bounds: Sequence[Interval | None],
                  alpha: Tensor | None = None) -> BackwardResult:

@@ -24,10 +24,10 @@ from verifiers.bounds.ops.base import (
     register,
     unfold,
 )
-from verifiers.bounds.ops.conv import _CONV, _CONV_T, torch_pad_order
+from verifiers.bounds.ops.conv import _CONV, _CONV_T, WeightedMap, torch_pad_order
 
 
-class ConvTranspose(BoundOp):
+class ConvTranspose(WeightedMap):
     linear_kind = "mixing"
 
     def __init__(self, spec: NodeSpec, weight: Tensor, bias: Tensor | None, pads: list[int],
@@ -48,18 +48,6 @@ class ConvTranspose(BoundOp):
         y = _CONV_T[self.dims](x, weight, None, self.strides, 0, 0, self.groups,
                                self.dilations)
         return F.pad(y, self.crop) if any(self.crop) else y
-
-    def _bias_shape(self) -> Tensor:
-        return self.bias.reshape(-1, *([1] * self.dims))
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self._linear(x, self.weight)
-        return y if self.bias is None else y + self._bias_shape()
-
-    def interval(self, x: Interval) -> Interval:
-        center = self.forward(x.center)
-        radius = self._linear(x.radius, self.weight.abs())
-        return Interval(center - radius, center + radius)
 
     def backward(self, A: Tensor, bounds: Sequence[Interval | None],
                  alpha: Tensor | None = None) -> BackwardResult:
