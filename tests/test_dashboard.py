@@ -26,7 +26,7 @@ from service.serve import stop
 from service.storage import BlobStore
 from tests.fixtures_service import ServerHandle, embedded_settings, start_server
 from tests.test_report_cli import certified_run
-from tests.test_report_screenshot import ELEMENT, HEIGHT, WIDTH, _wait_ready
+from tests.test_report_screenshot import ELEMENT, _wait_ready, chrome_capabilities
 
 OFFLINE = ["--proxy-server=http://127.0.0.1:9"]  # loopback goes direct, anything else dies
 
@@ -36,12 +36,7 @@ class Browser:
 
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=120)
-        caps = {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": shutil.which("chromium") or "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", "--force-device-scale-factor=1",
-                     f"--window-size={WIDTH},{HEIGHT}", *OFFLINE]}}
+        caps = chrome_capabilities(*OFFLINE)
         response = self.http.post("/session", json={"capabilities": {"alwaysMatch": caps}})
         assert response.status_code == 200, response.text[:2000]
         self.session = response.json()["value"]["sessionId"]

@@ -43,15 +43,20 @@ SIGNATURE = {
 }
 
 
+def chrome_capabilities(*extra_args: str) -> dict:
+    """Headless Debian Chromium at the report's window size (shared by the browser tests)."""
+    return {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": shutil.which("chromium") or "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--force-device-scale-factor=1",
+                 f"--window-size={WIDTH},{HEIGHT}", *extra_args]}}
+
+
 class WebDriver:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=120)
-        caps = {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": shutil.which("chromium") or "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", "--force-device-scale-factor=1",
-                     f"--window-size={WIDTH},{HEIGHT}"]}}
+        caps = chrome_capabilities()
         self.session = self._call("POST", "/session",
                                   {"capabilities": {"alwaysMatch": caps}})["sessionId"]
 
