@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ FINISHED = ("succeeded", "errored", "cancelled")
 # JobStore calls that are more than one transaction (claim re-reads the job through spec()).
 TX_PER_CALL = {"claim": 2}
 BEATS = ("heartbeat", "beat_part")
-PLAN_CALLS_AFTER_PREPARE = ("plan", "live_parts", "parts", "backlog")
+PLAN_CALLS_AFTER_PREPARE = ("plan", "live_parts", "parts", "tenant_work")
 
 
 # --- a JobStore that counts -------------------------------------------------------------
@@ -143,7 +143,7 @@ def run_in_process(store: CountingStore, job_id: str) -> dict[str, float]:
     pending: list[Message] = []
     seconds: dict[str, float] = {}
 
-    def dispatch(messages: list[Message], _priority: int) -> None:
+    def dispatch(messages: list[Message], _priorities: Sequence[int]) -> None:
         pending.extend(messages)
 
     store.phase = "plan"
@@ -541,7 +541,7 @@ def main() -> None:
               f"]  taking {shard_db_s * 1e3:.1f} ms in all")
         per_phase = {p: tx_count(store.of(p), beats=False) for p in ("plan", "shard", "finish")}
         print(f"DB transactions per job: plan {per_phase['plan']}, shard {per_phase['shard']} "
-              f"(the last shard also sends finish: live_parts+parts+backlog), finish "
+              f"(the last shard also sends finish: live_parts+parts+tenant_work), finish "
               f"{per_phase['finish']}; progress writes are throttled to one per "
               f"{PROGRESS_INTERVAL_S:g} s and cancel checks to one per 1 s, per progress call "
               "(one per radius per 256-sample batch)")

@@ -17,10 +17,11 @@ from workers.tasks import task_ids
 log = logging.getLogger(__name__)
 
 
-def send_plan(app: Celery, settings: Settings, job_id: str, backlog: int = 0) -> None:
-    """Queue a job's plan (``robustgate.certify``; task id = job id) on the cpu queue."""
-    app.send_task(CERTIFY_TASK, args=[job_id], task_id=job_id, queue=settings.queue,
-                  priority=priority_for(backlog))
+def send_plan(app: Celery, settings: Settings, job_id: str, work_ahead: int = 0) -> None:
+    """Queue a job's plan (``robustgate.certify``; task id = job id) on the cpu queue,
+    through a broker outage of up to ``settings.retry_seconds`` (workers.retry)."""
+    settings.retry.call(app.send_task, CERTIFY_TASK, args=[job_id], task_id=job_id,
+                        queue=settings.queue, priority=priority_for(work_ahead))
 
 
 def queued_task_ids(app: Celery, settings: Settings) -> set[str]:

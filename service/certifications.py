@@ -20,13 +20,15 @@ from service.broker import revoke, send_plan
 from service.db import Certification, Dataset, StandardRecord, StoredModel
 from service.db.models import utcnow
 from service.errors import ApiError
-from service.jobstore import tenant_backlog
+from service.jobstore import tenant_work
+from service.quotas import check_samples, check_tenant
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
 from verifiers.pipeline import intake
+from verifiers.plan import attack_chunks
 from verifiers.scorecard import tool_version
 from verifiers.standards import Standard
 from verifiers.units import InputMapping, parse_mapping
@@ -69,12 +71,16 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
             staged.append(_stage(svc, ood, "ood"))
         info, n_samples, n_ood = _validate(staged, standard.standard, input_low, input_high,
                                            mapping, svc.settings.max_decompressed_bytes)
+        check_samples(svc.settings.quotas, n_samples)
         keys = [svc.blobs.commit(item) for item in staged]
     finally:
         for item in staged:
             item.discard()
     job_id = str(uuid.uuid4())
-    try:
+
+    def insert() -> tuple[str | None, int]:
+        """(an identical earlier job, or None; the tenant's work ahead of the new job): one
+        transaction, retried through a database outage (Settings.retry)."""
         with svc.db.session() as s:
             model_row = _get_or_create(s, StoredModel, tenant_id, staged[0], storage_key=keys[0],
                                        filename=model.filename[:256], info=info)
@@ -88,8 +94,12 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
             same = _identical(s, tenant_id, model_row.id, data_row.id, standard_row.id,
                               ood_row.id if ood_row else None, seed, input_low, input_high,
                               mapping_row)
+            if same == job_id:  # this insert: an attempt committed it, its answer was lost
+                return None, tenant_work(s, tenant_id, job_id)
             if same is not None:
-                return Submitted(same, reused=True)
+                return same, 0
+            # Quotas judged under the tenant's lock: concurrent submissions see each other.
+            check_tenant(s, svc.settings.quotas, tenant_id, len(attack_chunks(n_samples)))
             job = Certification(id=job_id, tenant_id=tenant_id, model_id=model_row.id,
                                 dataset_id=data_row.id, standard_id=standard_row.id,
                                 ood_dataset_id=ood_row.id if ood_row else None,
@@ -97,19 +107,25 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                                 input_low=input_low, input_high=input_high,
                                 input_mapping=mapping_row, cancel_requested=False)
             s.add(job)
-            # Fairness: a tenant with many jobs in flight queues behind one with few.
-            backlog = tenant_backlog(s, tenant_id, job_id)
+            # Fairness by work: the plan waits behind the tenant's unfinished shards.
+            return None, tenant_work(s, tenant_id, job_id)
+
+    try:
+        same, work_ahead = svc.settings.retry.call(insert)
     except Exception:
         _collect_blobs(svc, keys)
         raise
+    if same is not None:
+        return Submitted(same, reused=True)
     try:
-        send_plan(svc.celery, svc.settings, job_id, backlog)
+        send_plan(svc.celery, svc.settings, job_id, work_ahead)
     except Exception as exc:  # broker down: undo the submission instead of leaving it stuck
         log.exception("could not enqueue certification %s", job_id)
-        _delete(svc, job_id)
+        svc.settings.retry.call(_delete, svc, job_id)
         raise ApiError(503, "queue_unavailable",
-                       f"the job queue is unavailable ({type(exc).__name__}); nothing was stored, "
-                       "retry later") from exc
+                       f"the job queue is unavailable ({type(exc).__name__}, retried for "
+                       f"{svc.settings.retry_seconds:g} s); nothing was stored, retry later"
+                       ) from exc
     return Submitted(job_id, reused=False)
 
 

@@ -14,8 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from verifiers.data import DEFAULT_MAX_DECOMPRESSED
 from verifiers.limits import DEFAULT_CEILINGS, Ceilings
 from workers.app import gpu_queue_for
+from workers.retry import DEFAULT_TOTAL_SECONDS, RetryPolicy
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Per-tenant limits checked at submit (service.quotas); each has its variable."""
+
+    queued_shards: int = 2000      # ROBUSTGATE_MAX_QUEUED_SHARDS: a tenant's unfinished shards
+    samples_per_job: int = 100_000  # ROBUSTGATE_MAX_SAMPLES_PER_JOB
+    jobs_per_hour: int = 600       # ROBUSTGATE_MAX_JOBS_PER_HOUR: new jobs in any 60 minutes
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,13 @@ class Settings:
     # ..._TARGETS, ..._EOT, ..._EXPLAIN_SAMPLES, ..._SMOOTHING_N,
     # ..._SANITY_FACTOR): checked at upload and submit.
     ceilings: Ceilings = DEFAULT_CEILINGS
+    # How long a broker or database call on a job's path is retried through an outage.
+    retry_seconds: float = DEFAULT_TOTAL_SECONDS
+    quotas: Quotas = Quotas()
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(total_seconds=self.retry_seconds)
 
     @property
     def embedded_broker(self) -> bool:
@@ -63,6 +80,10 @@ class Settings:
             "ROBUSTGATE_GPU_QUEUE": self.gpu_queue,
             "ROBUSTGATE_SHARD_TIMEOUT_SECONDS": str(self.shard_timeout_seconds),
             "ROBUSTGATE_JOB_TIMEOUT_SECONDS": str(self.job_timeout_seconds),
+            "ROBUSTGATE_RETRY_SECONDS": str(self.retry_seconds),
+            "ROBUSTGATE_MAX_QUEUED_SHARDS": str(self.quotas.queued_shards),
+            "ROBUSTGATE_MAX_SAMPLES_PER_JOB": str(self.quotas.samples_per_job),
+            "ROBUSTGATE_MAX_JOBS_PER_HOUR": str(self.quotas.jobs_per_hour),
         } | {f"ROBUSTGATE_MAX_{name.upper()}": str(getattr(self.ceilings, name))
              for name in Ceilings.names()}
 
@@ -100,6 +121,10 @@ class _EnvSettings(BaseModel):
     max_explain_samples: int = Field(DEFAULT_CEILINGS.explain_samples, ge=1)
     max_smoothing_n: int = Field(DEFAULT_CEILINGS.smoothing_n, ge=1)
     max_sanity_factor: int = Field(DEFAULT_CEILINGS.sanity_factor, ge=1)
+    retry_seconds: float = Field(DEFAULT_TOTAL_SECONDS, ge=0)
+    max_queued_shards: int = Field(Quotas.queued_shards, ge=1)
+    max_samples_per_job: int = Field(Quotas.samples_per_job, ge=1)
+    max_jobs_per_hour: int = Field(Quotas.jobs_per_hour, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -147,6 +172,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         shard_timeout_seconds=parsed.shard_timeout_seconds,
         job_timeout_seconds=parsed.job_timeout_seconds,
         ceilings=Ceilings(**{name: getattr(parsed, f"max_{name}") for name in Ceilings.names()}),
+        retry_seconds=parsed.retry_seconds,
+        quotas=Quotas(queued_shards=parsed.max_queued_shards,
+                      samples_per_job=parsed.max_samples_per_job,
+                      jobs_per_hour=parsed.max_jobs_per_hour),
     )
 
 

@@ -1,4 +1,11 @@
-"""The database-backed JobStore the workers use (see workers.store)."""
+"""The database-backed JobStore the workers use (see workers.store).
+
+Every public method is one transaction, retried through a database outage (workers.retry:
+SQLAlchemy's ``pool_pre_ping`` replaces a connection that died while idle in the pool; the
+retry covers one that dies mid-transaction, and a server restart). A retry may follow a
+commit whose answer was lost, so each method is idempotent: claiming a job or taking a part
+a second time from the same worker finds it already ours.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from service.db import (
 from service.db.models import utcnow
 from service.signing import Signer, load_or_create_signer
 from service.storage import BlobStore
+from verifiers.plan import attack_chunks
+from workers.retry import RetryPolicy, retried
 from workers.store import JobSpec
 
 log = logging.getLogger(__name__)
@@ -40,11 +49,24 @@ def is_stale(beat: datetime | None, stale_seconds: float) -> bool:
     return utcnow() - _aware(beat) > timedelta(seconds=stale_seconds)
 
 
-def tenant_backlog(s: Session, tenant_id: int | None, job_id: str) -> int:
-    """How many of the tenant's jobs other than ``job_id`` are queued or running."""
-    return int(s.scalar(select(func.count()).select_from(Certification).where(
-        Certification.tenant_id == tenant_id, Certification.id != job_id,
-        Certification.status.in_(("queued", "running")))) or 0)
+def tenant_work(s: Session, tenant_id: int | None, job_id: str | None = None) -> int:
+    """Attack shards not yet done in the tenant's queued or running jobs, other than
+    ``job_id``. A job not planned yet counts the shards its evaluation set will make."""
+    jobs = s.execute(
+        select(Certification.id, Certification.shards_total, Dataset.n_samples)
+        .join(Dataset, Dataset.id == Certification.dataset_id)
+        .where(Certification.tenant_id == tenant_id, Certification.id != (job_id or ""),
+               Certification.status.in_(("queued", "running")))).all()
+    if not jobs:
+        return 0
+    done = dict(s.execute(
+        select(CertificationPart.job_id, func.count())
+        .where(CertificationPart.job_id.in_([j.id for j in jobs]),
+               CertificationPart.state == "done",
+               CertificationPart.part.startswith("attack-", autoescape=True))
+        .group_by(CertificationPart.job_id)).all())
+    return sum(max(0, (j.shards_total or len(attack_chunks(j.n_samples))) - done.get(j.id, 0))
+               for j in jobs)
 
 
 def _done(job_id: str, prefix: str) -> tuple:
@@ -56,8 +78,10 @@ class SqlJobStore:
     def __init__(self, db: Database, blobs: BlobStore, signer: Signer | None = None, *,
                  heartbeat_seconds: float = 10.0, stale_seconds: float = 120.0,
                  shard_timeout_seconds: float = 3 * 3600.0,
-                 job_timeout_seconds: float = 24 * 3600.0) -> None:
+                 job_timeout_seconds: float = 24 * 3600.0,
+                 retry: RetryPolicy | None = None) -> None:
         self.db = db
+        self.retry = retry or RetryPolicy()
         self.blobs = blobs
         self._signer = signer
         self.heartbeat_seconds = heartbeat_seconds
@@ -75,22 +99,29 @@ class SqlJobStore:
         return self._signer
 
     def claim(self, job_id: str, worker: str = "") -> JobSpec | None:
+        return self.spec(job_id) if self._claim(job_id, worker) else None
+
+    @retried
+    def _claim(self, job_id: str, worker: str) -> bool:
         with self.db.session() as s:
             job = s.scalar(select(Certification).where(Certification.id == job_id)
                            .with_for_update())
             if job is None or job.status in FINISHED:
-                return None
+                return False
             if job.cancel_requested:
                 job.status, job.finished_at = "cancelled", utcnow()
-                return None
+                return False
             if job.status == "running" and not is_stale(job.heartbeat_at, self.stale_seconds):
-                return None  # a duplicate delivery: a live worker has it
+                # Ours already (a retry after a lost commit answer), or a duplicate delivery
+                # while a live worker has it.
+                return bool(worker) and job.worker == worker[:128]
             job.attempts += 1
             job.heartbeat_at, job.worker = utcnow(), worker[:128]
             job.status, job.stage = "running", "starting"
             job.started_at = job.started_at or utcnow()
-        return self.spec(job_id)
+            return True
 
+    @retried
     def spec(self, job_id: str) -> JobSpec | None:
         with self.db.session() as s:
             job = s.get(Certification, job_id)
@@ -111,12 +142,14 @@ class SqlJobStore:
                        ood_bytes=self.blobs.read(ood_key) if ood_key else None,
                        started_at=started, input_mapping=mapping)
 
+    @retried
     def heartbeat(self, job_id: str) -> None:
         with self.db.session() as s:
             job = s.get(Certification, job_id)
             if job is not None and job.status == "running":
                 job.heartbeat_at = utcnow()
 
+    @retried
     def report_progress(self, job_id: str, fraction: float, stage: str) -> None:
         with self.db.session() as s:
             job = s.get(Certification, job_id)
@@ -125,6 +158,7 @@ class SqlJobStore:
                 job.heartbeat_at = utcnow()
                 job.stage = stage[:64]
 
+    @retried
     def advance_progress(self, job_id: str, fraction: float, stage: str) -> None:
         fraction = round(min(max(fraction, 0.0), 1.0), 4)
         with self.db.session() as s:
@@ -133,12 +167,14 @@ class SqlJobStore:
                              Certification.progress < fraction)
                       .values(progress=fraction, stage=stage[:64], heartbeat_at=utcnow()))
 
+    @retried
     def plan(self, job_id: str, shards: int) -> None:
         with self.db.session() as s:
             job = s.get(Certification, job_id)
             if job is not None:
                 job.shards_total = shards
 
+    @retried
     def start_part(self, job_id: str, part: str, worker: str) -> bool:
         try:
             with self.db.session() as s:
@@ -150,10 +186,11 @@ class SqlJobStore:
                     s.add(CertificationPart(job_id=job_id, part=part, state="running",
                                             worker=worker[:128], heartbeat_at=utcnow()))
                     s.flush()
-                elif row.state == "done" or not is_stale(row.heartbeat_at,
-                                                        self.stale_seconds):
+                elif row.state == "done" or (
+                        not (worker and row.worker == worker[:128])  # ours: a retried commit
+                        and not is_stale(row.heartbeat_at, self.stale_seconds)):
                     return False
-                else:  # its worker stopped beating: take it over
+                else:  # ours already, or its worker stopped beating: take it over
                     row.worker, row.heartbeat_at = worker[:128], utcnow()
                 job = s.get(Certification, job_id)
                 if job is not None:
@@ -162,6 +199,7 @@ class SqlJobStore:
         except IntegrityError:  # SQLite: a concurrent delivery inserted it first
             return False
 
+    @retried
     def beat_part(self, job_id: str, part: str) -> None:
         with self.db.session() as s:
             row = s.get(CertificationPart, (job_id, part))
@@ -171,6 +209,7 @@ class SqlJobStore:
             if job is not None and job.status == "running":
                 job.heartbeat_at = utcnow()
 
+    @retried
     def finish_part(self, job_id: str, part: str, payload: bytes) -> None:
         with self.db.session() as s:
             row = s.get(CertificationPart, (job_id, part))
@@ -180,21 +219,25 @@ class SqlJobStore:
             elif row.state != "done":
                 row.state, row.payload, row.heartbeat_at = "done", payload, utcnow()
 
+    @retried
     def part(self, job_id: str, part: str) -> bytes | None:
         with self.db.session() as s:
             row = s.get(CertificationPart, (job_id, part))
             return row.payload if row is not None and row.state == "done" else None
 
+    @retried
     def parts(self, job_id: str, prefix: str) -> dict[str, bytes]:
         with self.db.session() as s:
             rows = s.execute(select(CertificationPart.part, CertificationPart.payload)
                              .where(*_done(job_id, prefix))).all()
             return {part: payload for part, payload in rows if payload is not None}
 
+    @retried
     def done_parts(self, job_id: str, prefix: str) -> set[str]:
         with self.db.session() as s:
             return set(s.scalars(select(CertificationPart.part).where(*_done(job_id, prefix))))
 
+    @retried
     def live_parts(self, job_id: str) -> set[str]:
         with self.db.session() as s:
             rows = s.scalars(select(CertificationPart)
@@ -202,12 +245,14 @@ class SqlJobStore:
             return {r.part for r in rows
                     if r.state == "done" or not is_stale(r.heartbeat_at, self.stale_seconds)}
 
-    def backlog(self, job_id: str) -> int:
+    @retried
+    def tenant_work(self, job_id: str) -> int:
         with self.db.session() as s:
             tenant = s.scalar(select(Certification.tenant_id)
                               .where(Certification.id == job_id))
-            return tenant_backlog(s, tenant, job_id)
+            return tenant_work(s, tenant, job_id)
 
+    @retried
     def is_cancelled(self, job_id: str) -> bool:
         with self.db.session() as s:
             job = s.get(Certification, job_id)
@@ -228,6 +273,7 @@ class SqlJobStore:
         self._finish(job_id, "succeeded", scorecard=scorecard, verdict=scorecard["verdict"],
                      certificate=signed)
 
+    @retried
     def _standard_owner(self, job_id: str) -> str | None:
         with self.db.session() as s:
             job = s.get(Certification, job_id)
@@ -245,6 +291,7 @@ class SqlJobStore:
     def mark_cancelled(self, job_id: str) -> None:
         self._finish(job_id, "cancelled")
 
+    @retried
     def _finish(self, job_id: str, status: str, **fields: Any) -> None:
         with self.db.session() as s:
             job = s.get(Certification, job_id)

@@ -26,7 +26,7 @@ class Services:
     @cached_property
     def celery(self) -> Celery:
         s = self.settings
-        return make_celery(s.broker_url, s.queue, s.broker_dir, s.gpu_queue)
+        return make_celery(s.broker_url, s.queue, s.broker_dir, s.gpu_queue, s.retry)
 
     def close(self) -> None:
         self.db.dispose()

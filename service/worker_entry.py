@@ -20,7 +20,7 @@ from workers.tasks import register_tasks
 
 settings = load_settings()
 celery_app = make_celery(settings.broker_url, settings.queue, settings.broker_dir,
-                         settings.gpu_queue)
+                         settings.gpu_queue, settings.retry)
 _stores: dict[int, SqlJobStore] = {}
 
 
@@ -32,7 +32,8 @@ def _store() -> SqlJobStore:
                                    heartbeat_seconds=settings.heartbeat_seconds,
                                    stale_seconds=settings.stale_seconds,
                                    shard_timeout_seconds=settings.shard_timeout_seconds,
-                                   job_timeout_seconds=settings.job_timeout_seconds)
+                                   job_timeout_seconds=settings.job_timeout_seconds,
+                                   retry=settings.retry)
     return _stores[pid]
 
 

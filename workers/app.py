@@ -10,19 +10,33 @@ from pathlib import Path
 
 from celery import Celery
 
+from workers.fs_broker import TRANSPORT as FILESYSTEM_TRANSPORT
+from workers.retry import RetryPolicy, celery_publish_policy
+
 CERTIFY_TASK = "robustgate.certify"          # plan: prepare, then fan the shards out (cpu)
 ATTACK_SHARD_TASK = "robustgate.attack_shard"  # one sample chunk's attacks (gpu)
 FINISH_TASK = "robustgate.finish"            # merge, remaining checks, verdict (gpu)
 
-# Redis priorities 0 (first) .. 9; tenants with many jobs in flight get the larger numbers.
+# Message priorities 0 (first) .. 9, on both brokers (Redis: one list per level; the
+# filesystem broker: workers.fs_broker). A message behind much of its tenant's work gets a
+# larger number.
 PRIORITY_STEPS = list(range(10))
 # kombu's Redis transport keeps priority n > 0 of queue q in the list "q<sep>n".
 PRIORITY_SEP = ":"
 
 
-def priority_for(backlog: int) -> int:
-    """A message's priority from how many other jobs its tenant has queued or running."""
-    return min(max(backlog, 0), PRIORITY_STEPS[-1])
+def priority_for(work_ahead: int) -> int:
+    """A message's priority from the work (attack shards) its tenant has queued or running
+    ahead of it: 0 for none, then one level per doubling (1 -> 1, 2-3 -> 2, 4-7 -> 3, ...,
+    256 and more -> 9).
+
+    Fairness by work, not by job count: shard k of a tenant's job is sent with the tenant's
+    other unfinished shards plus k ahead of it, so a 391-shard job spreads over every level
+    while another tenant's 2-shard job goes in at levels 0 and 1, ahead of all but a few of
+    the big job's remaining shards. Within a level messages are FIFO. The scale is
+    logarithmic so a small job always finds a level near the front.
+    """
+    return min(max(work_ahead, 0).bit_length(), PRIORITY_STEPS[-1])
 
 
 def gpu_queue_for(queue: str) -> str:
@@ -30,7 +44,7 @@ def gpu_queue_for(queue: str) -> str:
 
 
 def make_celery(broker_url: str, queue: str, broker_dir: Path | None = None,
-                gpu_queue: str | None = None) -> Celery:
+                gpu_queue: str | None = None, retry: RetryPolicy | None = None) -> Celery:
     app = Celery("robustgate", broker=broker_url)
     gpu = gpu_queue or gpu_queue_for(queue)
     conf = {
@@ -46,12 +60,17 @@ def make_celery(broker_url: str, queue: str, broker_dir: Path | None = None,
         # Retry a lost broker forever: Celery's default (100 tries, ~46 min) ends the worker,
         # and nothing restarts it under `robustgate serve`.
         "broker_connection_max_retries": None,
+        # Celery's publish retry: a few quick reconnects per attempt; the time-bounded
+        # backoff around every send is workers.retry.RetryPolicy (app.conf.robustgate_retry).
+        "task_publish_retry": True,
+        "task_publish_retry_policy": celery_publish_policy(),
         "task_serializer": "json",
         "accept_content": ["json"],
     }
     if broker_url.startswith("filesystem://"):
         if broker_dir is None:
             raise ValueError("the filesystem broker needs a folder")
+        conf["broker_transport"] = FILESYSTEM_TRANSPORT  # kombu's, with priorities
         for sub in ("queue", "processed", "control"):
             (broker_dir / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
@@ -72,4 +91,5 @@ def make_celery(broker_url: str, queue: str, broker_dir: Path | None = None,
         }
     app.conf.update(conf)
     app.conf.robustgate_queues = (queue, gpu)
+    app.conf.robustgate_retry = retry or RetryPolicy()
     return app

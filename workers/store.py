@@ -22,6 +22,9 @@ class JobSpec:
 
 
 class JobStore(Protocol):
+    """Every method is one short transaction; the database-backed store retries each
+    through an outage (workers.retry), so each must be safe to repeat."""
+
     heartbeat_seconds: float      # how often a worker running a job or shard beats
     shard_timeout_seconds: float  # a shard running longer errors the job
     job_timeout_seconds: float    # a job running longer errors (checked inside every loop)
@@ -66,8 +69,9 @@ class JobStore(Protocol):
     def live_parts(self, job_id: str) -> set[str]:
         """Parts done, or running on a worker that still beats."""
 
-    def backlog(self, job_id: str) -> int:
-        """How many other jobs of this job's tenant are queued or running (fairness)."""
+    def tenant_work(self, job_id: str) -> int:
+        """The attack shards not yet done in the other queued or running jobs of this job's
+        tenant (fairness: workers.app.priority_for)."""
 
     def succeed(self, job_id: str, scorecard: dict[str, Any]) -> None: ...
 

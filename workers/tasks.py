@@ -1,8 +1,8 @@
-"""A certification as Celery tasks: plan, then a group of shards, then finish.
+"""A certification as Celery tasks: plan, then shards, then finish.
 
 - ``robustgate.certify`` (cpu queue): claim the job, run :func:`verifiers.pipeline.prepare`
   once (intake, clean, fidelity; stored as the "prepare" part), plan the attack chunks
-  (verifiers.plan) and send every shard not already done or running as one Celery group.
+  (verifiers.plan) and send every shard not already done or running.
 - ``robustgate.attack_shard`` (gpu queue): one chunk's attacks, stored as "attack-<k>". The
   shard that completes the set sends the finish task. There is no chord: a chord needs a
   result backend, and the results already live in the database, keyed by (job, part), where
@@ -11,9 +11,12 @@
   the scorecard.
 
 Every task beats while it runs; the service's watchdog re-queues the plan of a job nothing
-beats for any more, which re-sends only the parts that are missing. Fairness: a job's shards
-carry a priority from how many other jobs its tenant has in flight (0 first; Redis honours
-it, the embedded filesystem broker does not).
+beats for any more, which re-sends only the parts that are missing. Fairness by work: shard
+k of a job carries a priority from the shards its tenant has ahead of it (its other unfinished
+jobs' shards, plus k; workers.app.priority_for), honoured by both brokers.
+
+Every broker and database call here retries through an outage (workers.retry); an error that
+is still an outage after the bound does not end the job: the watchdog re-queues it.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from celery import Celery, group
+from celery import Celery
 
 from verifiers import Cancelled, VerifierError, parse_standard
 from verifiers.checks import PREPARE, adversarial
@@ -48,6 +51,7 @@ from verifiers.plan import attack_chunks
 from verifiers.units import InputMapping, parse_mapping
 from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, priority_for
 from workers.oom import halving_on_oom
+from workers.retry import RetryPolicy, is_transient
 from workers.store import JobSpec, JobStore
 
 log = logging.getLogger(__name__)
@@ -79,15 +83,27 @@ def _me() -> str:
 
 # (task name, args, task id): the ids are fixed per (job, part), so cancel can revoke them.
 Message = tuple[str, tuple, str]
-Dispatch = Callable[[list[Message], int], None]
+# Send messages, each with its priority (0 first).
+Dispatch = Callable[[list[Message], Sequence[int]], None]
 
 
 def celery_dispatch(app: Celery) -> Dispatch:
-    """Send messages as one Celery group, with a priority (0 first)."""
+    """Send messages on one producer; through a broker outage, retried (app.conf.
+    robustgate_retry) from the first message not yet sent, so none is sent twice by us."""
+    retry: RetryPolicy = app.conf.get("robustgate_retry") or RetryPolicy()
 
-    def send(messages: list[Message], priority: int) -> None:
-        group(app.signature(name, args=args, task_id=message_id, priority=priority)
-              for name, args, message_id in messages).apply_async()
+    def send(messages: list[Message], priorities: Sequence[int]) -> None:
+        pending = list(zip(messages, priorities, strict=True))
+
+        def attempt() -> None:
+            with app.producer_or_acquire() as producer:
+                while pending:
+                    (name, args, message_id), priority = pending[0]
+                    app.send_task(name, args=args, task_id=message_id, priority=priority,
+                                  producer=producer)
+                    pending.pop(0)
+
+        retry.call(attempt)
 
     return send
 
@@ -118,16 +134,19 @@ def send_missing(store: JobStore, dispatch: Dispatch, job_id: str, shards: int) 
     """Send every attack shard not done or running; or finish, once all are done."""
     live = store.live_parts(job_id)
     done = store.done_parts(job_id, "attack-")
-    priority = priority_for(store.backlog(job_id))
+    ahead = store.tenant_work(job_id)  # the tenant's other unfinished shards
     if len(done) == shards:
         if FINISH_PART not in live:
-            dispatch([(FINISH_TASK, (job_id,), task_id(job_id, FINISH_PART))], priority)
+            dispatch([(FINISH_TASK, (job_id,), task_id(job_id, FINISH_PART))],
+                     [priority_for(ahead)])
         return
     missing = [k for k in range(shards) if attack_part(k) not in live]
     if missing:
-        log.info("job %s: sending attack shards %s (priority %d)", job_id, missing, priority)
+        priorities = [priority_for(ahead + i) for i in range(len(missing))]
+        log.info("job %s: sending attack shards %s (priorities %d..%d)", job_id, missing,
+                 priorities[0], priorities[-1])
         dispatch([(ATTACK_SHARD_TASK, (job_id, attack_part(k)), task_id(job_id, attack_part(k)))
-                  for k in missing], priority)
+                  for k in missing], priorities)
     store.advance_progress(job_id, ATTACK_SPAN[0], f"attacks {len(done)}/{shards} shards")
 
 
@@ -208,7 +227,7 @@ def run_job(store: JobStore, job_id: str) -> None:
     and debugging; the service sends them through Celery)."""
     pending: list[Message] = []
 
-    def dispatch(messages: list[Message], _priority: int) -> None:
+    def dispatch(messages: list[Message], _priorities: Sequence[int]) -> None:
         pending.extend(messages)
 
     plan_job(store, dispatch, job_id)
@@ -279,7 +298,10 @@ def _reporter(store: JobStore, job_id: str, *, advance: bool,
 @contextlib.contextmanager
 def _ending_job(store: JobStore, job_id: str) -> Iterator[None]:
     """Cancellation and failures end the whole job with a reason; nothing is re-raised, so
-    Celery acknowledges the message (a redelivery would only fail the same way)."""
+    Celery acknowledges the message (a redelivery would only fail the same way).
+
+    Except an outage that outlasted the retry bound: it is not the job's fault, so the job is
+    left running without beats, and the watchdog re-queues it (up to max_attempts)."""
     try:
         yield
     except Cancelled:
@@ -287,6 +309,10 @@ def _ending_job(store: JobStore, job_id: str) -> Iterator[None]:
     except VerifierError as exc:  # ShardTimeout included
         store.fail(job_id, str(exc))
     except Exception as exc:  # a bug must still end the job with a reason, not hang it
+        if is_transient(exc):
+            log.error("certification %s: the broker or database stayed unreachable (%s: %s);"
+                      " leaving it to the watchdog", job_id, type(exc).__name__, exc)
+            return
         log.exception("certification %s crashed", job_id)
         store.fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
 
