@@ -12,9 +12,7 @@ by itself and take new work.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -22,71 +20,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import redis
 
 from service.client import FINISHED, Client, ClientError
-from service.demo import free_port
 from service.serve import stop
 from tests.fixtures_service import PG_ADMIN, embedded_settings, start_server
+from tests.own_redis import started_own_redis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 TERMINAL_WITHIN_S = 300.0
-
-
-class OwnRedis:
-    """A private, non-persistent ``redis-server`` that can be killed and restarted in place."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 20.0) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.starts += 1
-        log = (self.folder / f"redis-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.folder)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                client = redis.Redis.from_url(self.url, socket_timeout=1)
-                try:
-                    if client.ping():
-                        return
-                finally:
-                    client.close()
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer within {timeout:.0f} s")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def keys(self) -> list[bytes]:
-        client = redis.Redis.from_url(self.url, socket_timeout=2)
-        try:
-            return client.keys("*")
-        finally:
-            client.close()
-
-    def log_tail(self) -> str:
-        log = self.folder / f"redis-{self.starts}.log"
-        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
 
 def _children(pid: int) -> list[int]:
@@ -110,22 +53,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def own_redis(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not on PATH")
-    server = OwnRedis(tmp_path_factory.mktemp("own-redis"))
-    for attempt in (1, 2, 3):  # the free port can be taken before redis-server binds it
-        try:
-            server.start()
-            break
-        except RuntimeError:
-            if attempt == 3 or "in use" not in server.log_tail():
-                raise
-            server.port = free_port()
-            server.url = f"redis://127.0.0.1:{server.port}/0"
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from started_own_redis(tmp_path_factory.mktemp("own-redis"))
 
 
 @pytest.fixture(scope="module")
