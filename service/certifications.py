@@ -82,6 +82,10 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
         """(an identical earlier job, or None; the tenant's work ahead of the new job): one
         transaction, retried through a database outage (Settings.retry)."""
         with svc.db.session() as s:
+            # First: on SQLite this write opens the transaction, so the savepoints of
+            # _get_or_create nest in it (opened by a SAVEPOINT, pysqlite's RELEASE would commit
+            # the new rows at once, and a refusal below would leave them behind).
+            _lock_tenant_submissions(s, tenant_id)
             model_row = _get_or_create(s, StoredModel, tenant_id, staged[0], storage_key=keys[0],
                                        filename=model.filename[:256], info=info)
             data_row = _get_or_create(s, Dataset, tenant_id, staged[1], storage_key=keys[1],
@@ -90,7 +94,6 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
                 s, Dataset, tenant_id, staged[2], storage_key=keys[2],
                 filename=ood.filename[:256], n_samples=n_ood)
             standard_row = standards_catalog.record_for(s, standard)
-            _lock_tenant_submissions(s, tenant_id)
             same = _identical(s, tenant_id, model_row.id, data_row.id, standard_row.id,
                               ood_row.id if ood_row else None, seed, input_low, input_high,
                               mapping_row)
