@@ -139,3 +139,20 @@ def test_jobs_per_hour_is_a_429_with_retry_after(api):
     assert 1 <= int(r.headers["Retry-After"]) <= 3600
     assert not _stored(services, fifth)
     assert _jobs(client, headers) == 4
+
+
+def test_a_tenants_work_is_its_shards_not_yet_done(api):
+    """What fairness and the queued-shards quota count (service.jobstore.tenant_work)."""
+    from service.db import Certification
+    from service.jobstore import SqlJobStore, tenant_work
+
+    client, services = api
+    headers = _token(services, f"work-{uuid.uuid4().hex[:6]}")
+    first, second = (_post(client, headers, _npz(n)).json()["id"] for n in (121, 122))
+    with services.db.session() as s:
+        tenant = s.get(Certification, first).tenant_id
+        assert tenant_work(s, tenant) == 2            # one shard each, planned from n_samples
+        assert tenant_work(s, tenant, second) == 1    # the other jobs' work only
+    SqlJobStore(services.db, services.blobs).finish_part(first, "attack-0", b"")
+    with services.db.session() as s:
+        assert tenant_work(s, tenant) == 1
