@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 TERMINAL_WITHIN_S = 300.0
+RETRY_S = 15.0
 
 
 def _children(pid: int) -> list[int]:
@@ -68,7 +70,9 @@ def service_on_own_redis(tmp_path_factory, own_redis):
             tmp_path_factory.mktemp("rr"),
             ROBUSTGATE_DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{name}",
             ROBUSTGATE_BROKER_URL=own_redis.url, ROBUSTGATE_QUEUE=f"rg-rr-{uuid.uuid4().hex[:8]}",
-            ROBUSTGATE_HEARTBEAT_SECONDS="0.5", ROBUSTGATE_STALE_SECONDS="3")
+            ROBUSTGATE_HEARTBEAT_SECONDS="0.5", ROBUSTGATE_STALE_SECONDS="3",
+            # Broker calls retry through an outage this long (workers.retry), then give up.
+            ROBUSTGATE_RETRY_SECONDS=str(RETRY_S))
         handle = start_server(settings, workers=1)
         try:
             workers = _children(handle.proc.pid)
@@ -141,12 +145,13 @@ def test_redis_restart_mid_job_never_hangs(service_on_own_redis, own_redis, digi
         assert health.json()["status"] == "degraded" and not health.json()["broker_reachable"]
         for job in (running, waiting):
             assert client.get(job["id"])["status"] in ("queued", "running", *FINISHED)
-        # A submission while the broker is down is refused with a reason, not swallowed.
+        # A submission while the broker stays down past the retry bound is refused with a
+        # reason, not swallowed.
         started = time.monotonic()
         with pytest.raises(ClientError) as refused:
             client.submit(digits.robust_model, digits.eval_set, "demo-digits", seed=33)
         assert refused.value.status == 503 and "queue" in str(refused.value), refused.value
-        assert time.monotonic() - started < 30, "refusing a submission took too long"
+        assert time.monotonic() - started < RETRY_S + 15, "refusing a submission took too long"
         # Stay down for several heartbeats and longer than the stale limit.
         time.sleep(max(0.0, 5.0 - (time.monotonic() - down_at)))
         assert httpx.get(f"{handle.url}/healthz", timeout=10).status_code == 200
@@ -190,3 +195,41 @@ def test_an_idle_worker_reconnects_after_a_redis_restart(service_on_own_redis, o
         assert client.scorecard(job["id"])["verdict"] in VERDICTS
     _assert_workers_alive(workers, log)
     assert sorted(_children(handle.proc.pid)) == sorted(workers)
+
+
+def test_jobs_submitted_while_redis_is_down_for_seconds_all_succeed(service_on_own_redis,
+                                                                     own_redis, digits):
+    """An outage shorter than the retry bound, exactly while plans are being sent: the
+    submissions wait it out, every job succeeds. (A worker sending shards goes through the
+    same policy: tests/test_retry.py sends shards through an outage.)"""
+    handle, workers = service_on_own_redis
+    log = handle.log_path
+    token = handle.token("redis-blip")
+    submitted: dict[int, dict] = {}
+    failed: dict[int, BaseException] = {}
+
+    def submit(model: Path, seed: int) -> None:
+        try:
+            with Client(handle.url, token, timeout=120) as client:
+                submitted[seed] = client.submit(model, digits.eval_set, "demo-digits",
+                                                seed=seed)
+        except BaseException as exc:  # reported below
+            failed[seed] = exc
+
+    own_redis.kill()
+    threads = [threading.Thread(target=submit, args=(model, seed)) for model, seed in
+               ((digits.robust_model, 51), (digits.brittle_model, 52))]
+    for thread in threads:
+        thread.start()
+    time.sleep(4.0)  # down for seconds, well inside RETRY_S
+    own_redis.start()
+    for thread in threads:
+        thread.join(timeout=RETRY_S + 60)
+    assert not failed, failed
+    assert sorted(submitted) == [51, 52]
+    with Client(handle.url, token, timeout=60) as client:
+        for job in submitted.values():
+            done = _wait_terminal(client, job["id"], workers, log)
+            assert done["status"] == "succeeded", done
+            assert done["verdict"] in VERDICTS
+    _assert_workers_alive(workers, log)
