@@ -73,8 +73,10 @@ def test_restarting_the_service_loses_nothing(tmp_path, small_job):
 @pytest.mark.redis
 def test_one_tenants_backlog_does_not_starve_another_tenants_job(production_server, small_job):
     """One worker; tenant "busy" queues six jobs, then tenant "lone" submits one. Its messages
-    carry Redis priority 0 (no other job in flight) against the busy tenant's 1..9, so it runs
-    next, not after the backlog (FIFO would finish it last)."""
+    carry Redis priority 0 (no other work in flight) against the busy tenant's larger levels
+    (from its unfinished shards, workers.app.priority_for), so it runs next, not after the
+    backlog (FIFO would finish it last). tests/test_fairness.py: one big job against a small
+    one."""
     model, data = small_job
     busy = Client(production_server.url, production_server.token("busy"))
     lone = Client(production_server.url, production_server.token("lone"))
