@@ -80,6 +80,7 @@ def test_a_redelivered_part_keeps_the_first_result(tmp_path):
     store = SqlJobStore(db, BlobStore(tmp_path / "blobs"), stale_seconds=60)
     assert store.start_part("j", "attack-0", "w1") is True
     assert store.start_part("j", "attack-0", "w2") is False   # w1 still beats
+    assert store.start_part("j", "attack-0", "w1") is True    # w1 retrying a lost commit
     assert store.live_parts("j") == {"attack-0"}
     store.finish_part("j", "attack-0", b"first")
     store.finish_part("j", "attack-0", b"second")             # a redelivery
