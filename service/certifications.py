@@ -24,9 +24,9 @@ from service.jobstore import tenant_backlog
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
+from verifiers.admit import intake
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
-from verifiers.pipeline import intake
 from verifiers.scorecard import tool_version
 from verifiers.standards import Standard
 from verifiers.units import InputMapping, parse_mapping

@@ -61,3 +61,13 @@ def test_the_cli_and_certificate_check_start_without_torch():
                          env=clean_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_api_starts_without_torch():
+    """The API validates uploads with onnx and onnxruntime; the battery and the bound engine
+    (torch) belong to the workers and load in the API only on a first verification call."""
+    probe = "import sys, service.api, service.serve; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=clean_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

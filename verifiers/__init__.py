@@ -7,27 +7,28 @@ Typical use::
                    get_builtin("demo-digits"))
     card["verdict"]
 
-The names below are imported on first use (PEP 562): importing a light submodule such as
+The names below are imported on first use (verifiers.lazy): importing a light submodule such as
 ``verifiers.data`` or ``verifiers.certificate`` must not pull in torch, or every CLI call and
 ``verify-certificate`` pays seconds of start-up for nothing.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from verifiers.lazy import lazy_exports
 
 # public name -> the submodule that defines it
 _EXPORTS = {
-    "EvalSet": "verifiers.data", "InputDomain": "verifiers.data",
-    "load_eval_set": "verifiers.data",
-    "Cancelled": "verifiers.errors", "DataError": "verifiers.errors",
-    "IntakeError": "verifiers.errors", "SoundnessError": "verifiers.errors",
-    "StandardError": "verifiers.errors", "UnsupportedOpError": "verifiers.errors",
-    "VerifierError": "verifiers.errors",
-    "certify": "verifiers.pipeline",
-    "Standard": "verifiers.standards", "builtin_standards": "verifiers.standards",
-    "get_builtin": "verifiers.standards", "parse_standard": "verifiers.standards",
+    "EvalSet": "data", "InputDomain": "data",
+    "load_eval_set": "data",
+    "Cancelled": "errors", "DataError": "errors",
+    "IntakeError": "errors", "SoundnessError": "errors",
+    "StandardError": "errors", "UnsupportedOpError": "errors",
+    "VerifierError": "errors",
+    "certify": "pipeline",
+    "Standard": "standards", "builtin_standards": "standards",
+    "get_builtin": "standards", "parse_standard": "standards",
 }
 
 __all__ = [
@@ -63,10 +64,4 @@ if TYPE_CHECKING:
     from verifiers.standards import Standard, builtin_standards, get_builtin, parse_standard
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'verifiers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
