@@ -12,7 +12,7 @@ from celery import Celery
 
 from service.config import Settings
 from workers.app import CERTIFY_TASK, PRIORITY_SEP, PRIORITY_STEPS, priority_for
-from workers.tasks import task_ids
+from workers.parts import task_ids
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from service.quotas import check_samples, check_tenant
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
+from verifiers.admit import intake
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
-from verifiers.pipeline import intake
 from verifiers.plan import attack_chunks
 from verifiers.scorecard import tool_version
 from verifiers.standards import Standard

@@ -23,7 +23,7 @@ from service.broker import broker_identity, queued_task_ids, revoke, send_plan
 from service.db import Certification, CertificationPart
 from service.db.models import utcnow
 from service.services import Services
-from workers.tasks import task_ids
+from workers.parts import task_ids
 
 log = logging.getLogger(__name__)
 

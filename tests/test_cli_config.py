@@ -48,3 +48,26 @@ def test_unreachable_postgres_exits_2_with_one_line(tmp_path):
         errors = [line for line in out.stderr.splitlines() if "robustgate: error:" in line]
         assert len(errors) == 1 and "Traceback" not in out.stderr
         assert "cannot use the database at postgresql://u:***@127.0.0.1:1/x" in errors[0]
+
+
+def test_the_cli_and_certificate_check_start_without_torch():
+    """Every CLI call used to import torch (seconds per call, and `verify-certificate`
+    offline): the command table, the HTTP client and the certificate check must stay light;
+    the battery is imported only by the commands that run it."""
+    probe = ("import sys, service.cli, service.client, verifiers, verifiers.certificate, "
+             "verifiers.report; "
+             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=clean_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_api_starts_without_torch():
+    """The API validates uploads with onnx and onnxruntime; the battery and the bound engine
+    (torch) belong to the workers and load in the API only on a first verification call."""
+    probe = "import sys, service.api, service.serve; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=clean_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -238,6 +238,23 @@ def test_masks_in_the_npz_and_the_explain_section_are_validated(models):
     assert names.index("explain") > names.index("adversarial")
 
 
+def test_explanations_run_only_when_the_standard_asks_for_them(models):
+    """Like smoothing: no ``explain:`` section and no ``explain.*`` criterion, no work (and
+    the check says why); either one alone asks for it."""
+    x, y, mask = models["x"][:120], models["y"][:120], models["mask"][:120]
+    plain = "  - {metric: clean.accuracy, op: '>=', threshold: 0.5, severity: required}\n"
+    assert not parse_standard(_standard(criteria=plain)).explain_requested
+    assert parse_standard(_standard("explain: {samples: 8}\n", criteria=plain)).explain_requested
+    assert parse_standard(_standard()).explain_requested  # CRITERIA name explain metrics
+    skipped = _run(models["clean"], x, y, mask, _standard(criteria=plain), seed=3)
+    result = skipped.results["explain"]
+    assert result.metrics == {} and "asks for no explanations" in result.details["skipped"]
+    asked = _run(models["clean"], x, y, mask,
+                 _standard("explain: {samples: 8, steps: 4, perturbations: 2}\n",
+                           criteria=plain), seed=3)
+    assert asked.results["explain"].metrics["n_samples"] == 8
+
+
 # --- the report ------------------------------------------------------------------------------
 
 def test_report_shows_maps_of_samples_and_their_adversarial_examples(models):

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.test_report_cli import certified_run
-from verifiers.checks.examples import decode, records
+from verifiers.examples import decode, records
 from verifiers.reasons import grouped, join_reasons
 from verifiers.report import render_html, render_junit, render_markdown, render_summary
 from verifiers.report.markdown import MARKER

@@ -32,7 +32,7 @@ from service.storage import BlobStore
 from tests.fixtures_service import ServerHandle, embedded_settings, start_server
 from tests.test_report_cli import certified_run
 from verifiers.certificate import load_public_keys, parse_certificate, verify_certificate
-from verifiers.checks.examples import to_npz
+from verifiers.examples import to_npz
 from verifiers.schema import scorecard_schema
 
 REPORTS = {"html": "text/html", "md": "text/markdown", "xml": "application/xml",

@@ -51,30 +51,14 @@ from verifiers.plan import attack_chunks
 from verifiers.units import InputMapping, parse_mapping
 from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, priority_for
 from workers.oom import halving_on_oom
+from workers.parts import FINISH_PART, PREPARE_PART, attack_part, task_id
 from workers.retry import RetryPolicy, is_transient
 from workers.store import JobSpec, JobStore
 
 log = logging.getLogger(__name__)
 
-PREPARE_PART = "prepare"
-FINISH_PART = "finish"
 # Progress is written at most this often: a fast loop must not hammer the database.
 PROGRESS_INTERVAL_S = 0.5
-
-
-def attack_part(k: int) -> str:
-    return f"attack-{k}"
-
-
-def task_id(job_id: str, part: str) -> str:
-    """The Celery task id of a part's message (the plan's is the job id itself)."""
-    return f"{job_id}:{part}"
-
-
-def task_ids(job_id: str, shards: int) -> list[str]:
-    """Every Celery task id a job's messages carry (what cancel revokes)."""
-    return [job_id, *(task_id(job_id, attack_part(k)) for k in range(shards)),
-            task_id(job_id, FINISH_PART)]
 
 
 def _me() -> str:

@@ -22,7 +22,7 @@ from service.db import Certification
 from service.errors import ApiError
 from service.signing import Signer, load_or_create_signer
 from verifiers.certificate import assemble
-from verifiers.checks.examples import to_npz
+from verifiers.examples import to_npz
 from verifiers.report import render, render_markdown
 from verifiers.schema import scorecard_schema
 

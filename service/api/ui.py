@@ -23,7 +23,7 @@ from service.api.reports import MEDIA_TYPES, _report
 from service.api.ui_compare import compare_page
 from service.auth import tenant_for_token
 from service.errors import ApiError
-from verifiers.checks.examples import to_npz
+from verifiers.examples import to_npz
 from verifiers.report.gallery import CSS as GALLERY_CSS
 from verifiers.report.html import render_body
 from verifiers.report.style import CSS, verdict_colors

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from service.api.schemas import ERRORS
 from service.errors import ApiError
 from verifiers import DataError, IntakeError
-from verifiers.bounds import Method, parse_vnnlib, verify_vnnlib
 from verifiers.model import load_model
 
 router = APIRouter(prefix="/v1", responses=ERRORS)
@@ -44,6 +43,9 @@ def create_verification(
     method: str = Form("alpha-crown", description="ibp, crown or alpha-crown"),
     timeout: float = Form(60.0, gt=0, le=MAX_TIMEOUT_S),
 ) -> dict:
+    # The bound engine (torch) loads on the first verification, not at the API's start.
+    from verifiers.bounds import Method, parse_vnnlib, verify_vnnlib
+
     try:
         chosen = Method(method)
     except ValueError as exc:

@@ -8,17 +8,31 @@ BPDA/EOT remedies (masking). Attack functions named like their module (``apgd.ap
 importable (``import verifiers.attacks.apgd``).
 """
 
-from verifiers.attacks import masking
-from verifiers.attacks.apgd import ApgdConfig
-from verifiers.attacks.ball import Ball
-from verifiers.attacks.battery import CascadeResult, Target, cascade
-from verifiers.attacks.budget import PRESETS, Budget
-from verifiers.attacks.common import AttackOutcome
-from verifiers.attacks.fab import FabConfig, fab_targeted
-from verifiers.attacks.pgd import PgdConfig, pgd_linf
-from verifiers.attacks.recheck import recheck, recheck_linf
-from verifiers.attacks.rowrandom import RowRandom
-from verifiers.attacks.square import SquareConfig
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from verifiers.lazy import lazy_exports
+
+_EXPORTS = {
+    "ApgdConfig": "apgd",
+    "Ball": "ball",
+    "CascadeResult": "battery",
+    "Target": "battery",
+    "cascade": "battery",
+    "PRESETS": "budget",
+    "Budget": "budget",
+    "AttackOutcome": "common",
+    "FabConfig": "fab",
+    "fab_targeted": "fab",
+    "PgdConfig": "pgd",
+    "pgd_linf": "pgd",
+    "recheck": "recheck",
+    "recheck_linf": "recheck",
+    "RowRandom": "rowrandom",
+    "SquareConfig": "square",
+    "masking": "masking",
+}
 
 __all__ = [
     "PRESETS",
@@ -39,3 +53,18 @@ __all__ = [
     "recheck",
     "recheck_linf",
 ]
+
+if TYPE_CHECKING:
+    from verifiers.attacks import masking
+    from verifiers.attacks.apgd import ApgdConfig
+    from verifiers.attacks.ball import Ball
+    from verifiers.attacks.battery import CascadeResult, Target, cascade
+    from verifiers.attacks.budget import PRESETS, Budget
+    from verifiers.attacks.common import AttackOutcome
+    from verifiers.attacks.fab import FabConfig, fab_targeted
+    from verifiers.attacks.pgd import PgdConfig, pgd_linf
+    from verifiers.attacks.recheck import recheck, recheck_linf
+    from verifiers.attacks.rowrandom import RowRandom
+    from verifiers.attacks.square import SquareConfig
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

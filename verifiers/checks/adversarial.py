@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from verifiers import examples
 from verifiers.attacks import masking
 from verifiers.attacks.autoattack_std import autoattack_standard
 from verifiers.attacks.ball import Ball
@@ -40,7 +41,6 @@ from verifiers.attacks.recheck import recheck
 from verifiers.attacks.rowrandom import RowRandom
 from verifiers.attacks.spatial import spatial_attack
 from verifiers.catalogue import adversarial as declared
-from verifiers.checks import examples
 from verifiers.checks.attack_evidence import ChunkEvidence, RadiusEvidence, merge
 from verifiers.checks.context import RunContext
 from verifiers.checks.registry import Check, register

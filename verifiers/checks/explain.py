@@ -1,5 +1,7 @@
 """Explainability: attributions, their randomisation sanity, stability, faithfulness and mask
 reliance (the science is in verifiers/explain; this module runs it and judges what it got).
+It runs when the standard asks for it (an ``explain:`` section or an ``explain.*``
+criterion); otherwise it is skipped with that reason, as smoothing is.
 
 A seeded subset of the evaluation set (the standard's ``explain.samples``) is explained for
 its labels: integrated gradients (or gradient x input) on the trusted torch conversion, or
@@ -54,6 +56,7 @@ from verifiers.scorecard import CheckResult
 NAME = "explain"
 SALT = 4
 NO_MASKS = "no masks in the evaluation set"
+SKIPPED = "the standard asks for no explanations (no explain section or criterion)"
 MASK_KEYS = ("relevance_mass_in_mask", "accuracy_background_removed",
              "accuracy_background_swapped")
 FROM_ATTRIBUTIONS = ("max_sensitivity", "deletion_auc", "insertion_auc",
@@ -66,6 +69,8 @@ MAX_STAGES = 8      # cascade stages measured (evenly spaced, the full randomisa
 
 def run(ctx: RunContext) -> CheckResult:
     t0 = time.perf_counter()
+    if not ctx.standard.explain_requested:
+        return CheckResult(NAME, details={"skipped": SKIPPED, "not_obtained": {"*": SKIPPED}})
     spec, data = ctx.standard.explain, ctx.eval_set
     gen = ctx.generator(SALT)
     idx = _subset(len(data), spec.samples, gen)

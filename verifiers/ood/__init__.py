@@ -5,22 +5,40 @@ energy; higher = more in-distribution) are read from onnxruntime on the original
 metrics (AUROC, FPR at 95% TPR, AUPR-In) are our own numpy, in-distribution = positive.
 """
 
-from verifiers.ood.adversarial import FoolingResult, fooling_search
-from verifiers.ood.calibration import (
-    ReliabilityBin,
-    brier_score,
-    calibration_errors,
-    expected_calibration_error,
-    negative_log_likelihood,
-    reliability,
-)
-from verifiers.ood.certified import ConfidenceBound
-from verifiers.ood.config import FAMILIES, AdversarialOodConfig, CalibrationConfig, OodConfig
-from verifiers.ood.intake import load_ood_x
-from verifiers.ood.metrics import auroc, average_precision, detection_metrics, fpr_at_tpr
-from verifiers.ood.reader import OutputReader
-from verifiers.ood.scores import SCORES, SIGN_CONVENTION, Scores, scores_from
-from verifiers.ood.suites import OodSuite, build_suites, user_suite
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from verifiers.lazy import lazy_exports
+
+_EXPORTS = {
+    "FoolingResult": "adversarial",
+    "fooling_search": "adversarial",
+    "ReliabilityBin": "calibration",
+    "brier_score": "calibration",
+    "calibration_errors": "calibration",
+    "expected_calibration_error": "calibration",
+    "negative_log_likelihood": "calibration",
+    "reliability": "calibration",
+    "ConfidenceBound": "certified",
+    "FAMILIES": "config",
+    "AdversarialOodConfig": "config",
+    "CalibrationConfig": "config",
+    "OodConfig": "config",
+    "load_ood_x": "intake",
+    "auroc": "metrics",
+    "average_precision": "metrics",
+    "detection_metrics": "metrics",
+    "fpr_at_tpr": "metrics",
+    "OutputReader": "reader",
+    "SCORES": "scores",
+    "SIGN_CONVENTION": "scores",
+    "Scores": "scores",
+    "scores_from": "scores",
+    "OodSuite": "suites",
+    "build_suites": "suites",
+    "user_suite": "suites",
+}
 
 __all__ = [
     "FAMILIES",
@@ -50,3 +68,23 @@ __all__ = [
     "scores_from",
     "user_suite",
 ]
+
+if TYPE_CHECKING:
+    from verifiers.ood.adversarial import FoolingResult, fooling_search
+    from verifiers.ood.calibration import (
+        ReliabilityBin,
+        brier_score,
+        calibration_errors,
+        expected_calibration_error,
+        negative_log_likelihood,
+        reliability,
+    )
+    from verifiers.ood.certified import ConfidenceBound
+    from verifiers.ood.config import FAMILIES, AdversarialOodConfig, CalibrationConfig, OodConfig
+    from verifiers.ood.intake import load_ood_x
+    from verifiers.ood.metrics import auroc, average_precision, detection_metrics, fpr_at_tpr
+    from verifiers.ood.reader import OutputReader
+    from verifiers.ood.scores import SCORES, SIGN_CONVENTION, Scores, scores_from
+    from verifiers.ood.suites import OodSuite, build_suites, user_suite
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

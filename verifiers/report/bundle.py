@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from verifiers.checks.examples import to_npz
+from verifiers.examples import to_npz
 from verifiers.report.badge import render_badge
 from verifiers.report.html import render_html
 from verifiers.report.junit import render_junit

@@ -1,6 +1,6 @@
 """Which inputs broke the model: a gallery of the confirmed adversarial examples.
 
-Reads ``checks.adversarial.details.examples`` (verifiers/checks/examples.py). Image inputs
+Reads ``checks.adversarial.details.examples`` (verifiers/examples.py). Image inputs
 ((C, H, W) or (H, W, C) with 1 or 3 channels, or (H, W)) are drawn as inline PNGs: the clean
 input, the adversarial one (both on the input domain's range), and their difference amplified
 to the full grey scale (mid-grey is no change). Other inputs get the table without pictures.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from verifiers.checks.examples import decode, records
+from verifiers.examples import decode, records
 from verifiers.report.access import dig, number
 from verifiers.report.heatmaps import _png
 

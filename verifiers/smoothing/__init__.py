@@ -9,16 +9,31 @@ PREDICT's binomial test), ``sampling`` (seeded, batched noise counts of a base c
 torch or onnxruntime), ``certify`` (Cohen et al.'s CERTIFY and PREDICT over a set).
 """
 
-from verifiers.smoothing.bounds import max_radius, p_lower, predict_test, radius
-from verifiers.smoothing.certify import ABSTAIN, Certificates, certify_one, certify_samples
-from verifiers.smoothing.config import (
-    PRESETS,
-    Radius,
-    SmoothingConfig,
-    parse_radius,
-    parse_smoothing,
-)
-from verifiers.smoothing.sampling import BaseClassifier, noise_counts, onnx_base, torch_base
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from verifiers.lazy import lazy_exports
+
+_EXPORTS = {
+    "max_radius": "bounds",
+    "p_lower": "bounds",
+    "predict_test": "bounds",
+    "radius": "bounds",
+    "ABSTAIN": "certify",
+    "Certificates": "certify",
+    "certify_one": "certify",
+    "certify_samples": "certify",
+    "PRESETS": "config",
+    "Radius": "config",
+    "SmoothingConfig": "config",
+    "parse_radius": "config",
+    "parse_smoothing": "config",
+    "BaseClassifier": "sampling",
+    "noise_counts": "sampling",
+    "onnx_base": "sampling",
+    "torch_base": "sampling",
+}
 
 __all__ = [
     "ABSTAIN",
@@ -39,3 +54,17 @@ __all__ = [
     "radius",
     "torch_base",
 ]
+
+if TYPE_CHECKING:
+    from verifiers.smoothing.bounds import max_radius, p_lower, predict_test, radius
+    from verifiers.smoothing.certify import ABSTAIN, Certificates, certify_one, certify_samples
+    from verifiers.smoothing.config import (
+        PRESETS,
+        Radius,
+        SmoothingConfig,
+        parse_radius,
+        parse_smoothing,
+    )
+    from verifiers.smoothing.sampling import BaseClassifier, noise_counts, onnx_base, torch_base
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

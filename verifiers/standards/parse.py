@@ -65,6 +65,7 @@ def parse_standard(document: str) -> Standard:
         min_group_samples=schema.integer(doc, ("min_group_samples",),
                                          data.get("min_group_samples", 0), 0),
         explain=schema.explain(doc, data.get("explain"), domain),
+        explain_requested="explain" in data or any(c.check == "explain" for c in criteria),
         smoothing=smoothing,
     )
 

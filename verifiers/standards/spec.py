@@ -132,6 +132,9 @@ class Standard:
     min_group_samples: int = 0
     confidence: float | None = None
     explain: ExplainSpec = field(default_factory=ExplainSpec)
+    # Whether the document asks for explanations (an ``explain:`` section or an ``explain.*``
+    # criterion): the explain check runs only then, like smoothing.
+    explain_requested: bool = False
     # The ``smoothing:`` section (randomized-smoothing certificates); None when absent.
     smoothing: SmoothingConfig | None = None
 
