@@ -24,6 +24,7 @@ from torch import Tensor
 from verifiers.bounds.crown import LinearSpec, refine_bounds, spec_lower
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
+from verifiers.bounds.passes import record
 from verifiers.interrupt import checkpoint
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def optimise(graph: BoundGraph, box: Interval, spec: LinearSpec,
              config: AlphaConfig, max_rows: int, done: Callable[[Tensor], Tensor],
              deadline: float | None = None) -> Tensor:
     """Best lower bound of the spec found, never below ``start`` (the CROWN bound)."""
+    record("alpha")
     alphas = _initial_slopes(graph, spec, base, rows, config)
     params = [a for per_start in alphas.values() for a in per_start.values()]
     best = start.detach().clone()
