@@ -1,8 +1,9 @@
-"""Look for a counterexample to a VNN-LIB region before trying to prove it.
+"""Look for a counterexample to VNN-LIB regions (briefly before the bounds, fully after).
 
 Random points in the box (seeded) are checked on onnxruntime; then PGD on the bound engine's
 own torch forward pass lowers the largest constraint value ``max_k (C y + d)_k`` (a point
-violates the property when it reaches <= 0). Every candidate is re-checked on onnxruntime on
+violates the property when it reaches <= 0). Regions sharing a box are searched together: one
+set of points, one PGD batch with its own starts per region. Every candidate is re-checked on onnxruntime on
 the ORIGINAL model: inside the box and meeting every output constraint.
 """
 
@@ -18,6 +19,8 @@ from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.vnnlib import Region
 from verifiers.interrupt import checkpoint
 from verifiers.model import OnnxRunner
+
+_CHUNK = 32  # points per onnxruntime call between two interrupt checks
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,13 @@ def by_sampling_group(runner: OnnxRunner, regions: list[Region], sample_shape: t
     points = box.lower + (box.upper - box.lower) * rng.random((config.samples, box.lower.size))
     xs = float32_inside(np.vstack([(box.lower + box.upper) / 2, points]), box.lower, box.upper)
     inside = np.all((xs >= box.lower) & (xs <= box.upper), axis=1)
-    ys = runner.run(xs.reshape(len(xs), *sample_shape))
-    for x, y, ok in zip(xs, ys, inside, strict=True):
-        if ok and any(r.violated_by(y) for r in regions):
-            return Counterexample(x, y, "sampling")
+    for start in range(0, len(xs), _CHUNK):
+        checkpoint()  # a large model takes seconds for a few hundred points
+        part = slice(start, start + _CHUNK)
+        ys = runner.run(xs[part].reshape(-1, *sample_shape))
+        for x, y, ok in zip(xs[part], ys, inside[part], strict=True):
+            if ok and any(r.violated_by(y) for r in regions):
+                return Counterexample(x, y, "sampling")
     return None
 
 
