@@ -3,8 +3,8 @@
 Random points in the box (seeded) are checked on onnxruntime; then PGD on the bound engine's
 own torch forward pass lowers the largest constraint value ``max_k (C y + d)_k`` (a point
 violates the property when it reaches <= 0). Regions sharing a box are searched together: one
-set of points, one PGD batch with its own starts per region. Every candidate is re-checked on onnxruntime on
-the ORIGINAL model: inside the box and meeting every output constraint.
+set of points, one PGD batch with its own starts per region. Every candidate is re-checked on
+onnxruntime on the ORIGINAL model: inside the box and meeting every output constraint.
 """
 
 from __future__ import annotations
