@@ -71,17 +71,20 @@ def verify_vnnlib(model_bytes: bytes, vnnlib_text: str, method: Method | str = M
                   timeout: float = 60.0, *, config: VerifyConfig = VerifyConfig()
                   ) -> VerificationResult:
     t0 = time.perf_counter()
+    progress: list[str] = []  # what an answer cut short by the deadline can still say
     with time_budget(timeout, f"timeout after {timeout:g} s") as budget:
         try:
-            return _decide(model_bytes, vnnlib_text, Method(method), config, budget, t0)
+            return _decide(model_bytes, vnnlib_text, Method(method), config, budget, t0,
+                           progress)
         except OutOfTime as exc:
             if not budget.owns(exc):
                 raise
-            return VerificationResult("unknown", None, None, str(exc), time.perf_counter() - t0)
+            return VerificationResult("unknown", None, None, "; ".join([str(exc), *progress]),
+                                      time.perf_counter() - t0)
 
 
 def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: VerifyConfig,
-            budget: Budget, t0: float) -> VerificationResult:
+            budget: Budget, t0: float, progress: list[str]) -> VerificationResult:
     def answer(status: str, reason: str, by: str = "", ce: Counterexample | None = None,
                shape: tuple[int, ...] = ()) -> VerificationResult:
         x = None if ce is None else ce.x.reshape(shape)
@@ -121,6 +124,7 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
         except RuntimeError as exc:  # out of memory or a torch failure: leave it to Marabou
             reasons.append(f"bounds failed: {str(exc)[:200]}")
 
+    progress.append(f"{len(open_regions)} of {len(regions)} regions left open by the bounds")
     attack_end = budget.at(config.attack_share)
     for group in _still_open(boxes, open_regions):
         ce = attack.full(group, attack_end)
