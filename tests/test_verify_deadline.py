@@ -147,3 +147,10 @@ def test_one_spec_per_box_gives_the_bounds_of_separate_regions():
                            BoundConfig(cascade=False), require_all=False)
         assert torch.allclose(together.lower[0, j], alone.lower[0, 0], rtol=1e-5, atol=1e-5)
     assert bool(together.proved[0]) == bool((together.lower[0] > 0).all())
+
+
+def test_time_spent_before_the_call_counts_when_the_caller_says_so():
+    raw = mlp([20, 32, 10], seed=4)
+    text = vnnlib([(np.zeros(20), np.ones(20))], 10, 0, margin=1e4)
+    late = verify_vnnlib(raw, text, timeout=5.0, started=time.monotonic() - 10.0)
+    assert (late.status, late.reason) == ("unknown", "timeout after 5 s")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 from service.console import EXIT_ERROR, fail
@@ -82,12 +82,8 @@ def verify(args: argparse.Namespace) -> int:
     except (IntakeError, DataError) as exc:
         return fail(str(exc))
     # The timeout is the command's: Python start-up, imports and the checks above count too.
-    spent = _since_process_start()
-    result = verify_vnnlib(raw, text, args.method, max(0.0, args.timeout - spent))
-    if result.status == "unknown" and result.reason.startswith("timeout after"):
-        rest = result.reason.partition(";")[2]
-        result = dataclasses.replace(result, reason=f"timeout after {args.timeout:g} s "
-                                     f"(start-up {spent:.1f} s);{rest}".rstrip(";"))
+    result = verify_vnnlib(raw, text, args.method, args.timeout,
+                           started=time.monotonic() - _since_process_start())
     print(f"{result.status} ({result.decided_by or 'undecided'}, {result.seconds:.2f} s): "
           f"{result.reason}")
     record = {"status": result.status, "reason": result.reason, "decided_by": result.decided_by,

@@ -68,11 +68,14 @@ class VerificationResult:
 
 
 def verify_vnnlib(model_bytes: bytes, vnnlib_text: str, method: Method | str = Method.ALPHA_CROWN,
-                  timeout: float = 60.0, *, config: VerifyConfig = VerifyConfig()
-                  ) -> VerificationResult:
+                  timeout: float = 60.0, *, config: VerifyConfig = VerifyConfig(),
+                  started: float | None = None) -> VerificationResult:
+    """``started`` (a ``time.monotonic()`` reading, default now) is when the timeout began:
+    a caller that already spent time on the request (reading uploads, start-up) passes it."""
     t0 = time.perf_counter()
+    spent = 0.0 if started is None else max(0.0, time.monotonic() - started)
     progress: list[str] = []  # what an answer cut short by the deadline can still say
-    with time_budget(timeout, f"timeout after {timeout:g} s") as budget:
+    with time_budget(timeout - spent, f"timeout after {timeout:g} s") as budget:
         try:
             return _decide(model_bytes, vnnlib_text, Method(method), config, budget, t0,
                            progress)
