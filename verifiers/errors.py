@@ -44,3 +44,13 @@ class Cancelled(VerifierError):
 
 class ShardTimeout(VerifierError):
     """One shard of a job ran past its time limit."""
+
+
+class OutOfTime(VerifierError):
+    """A call's own time budget ran out (``verify --timeout``); the call that set the budget
+    answers 'unknown' with this reason. ``budget`` names that budget, so an enclosing budget
+    (or a shard's limit) is never mistaken for it."""
+
+    def __init__(self, reason: str, budget: object) -> None:
+        super().__init__(reason)
+        self.budget = budget

@@ -7,6 +7,10 @@ context-variable read, so the library runs unchanged in-process and in tests.
 
 The checker raises :class:`~verifiers.errors.Cancelled` or
 :class:`~verifiers.errors.ShardTimeout`, which no check converts into a verdict: the run ends.
+
+A call with a time budget of its own (``verify --timeout``) adds it with :func:`time_budget`:
+the installed checker still runs first, then the budget's deadline raises
+:class:`~verifiers.errors.OutOfTime`, which that call turns into an 'unknown' answer.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-from verifiers.errors import Cancelled, ShardTimeout
+from verifiers.errors import Cancelled, OutOfTime, ShardTimeout
 
 Checker = Callable[[], None]
 _current: ContextVar[Checker | None] = ContextVar("robustgate_interrupt", default=None)
@@ -63,3 +67,37 @@ class Interrupt:
             self._polled = now
             if self.cancelled():
                 raise Cancelled("certification was cancelled")
+
+
+class Budget:
+    """A monotonic deadline with the reason to give when it passes."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        self.deadline = time.monotonic() + max(0.0, seconds)
+        self.reason = reason
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def at(self, share: float) -> float:
+        """The monotonic time when ``share`` of what is left now will have passed."""
+        return time.monotonic() + max(0.0, self.left()) * share
+
+    def owns(self, exc: OutOfTime) -> bool:
+        return exc.budget is self
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float, reason: str) -> Iterator[Budget]:
+    """Every :func:`checkpoint` inside the block also raises ``OutOfTime`` past the budget."""
+    budget = Budget(seconds, reason)
+    outer = _current.get()
+
+    def check() -> None:
+        if outer is not None:
+            outer()
+        if time.monotonic() > budget.deadline:
+            raise OutOfTime(budget.reason, budget)
+
+    with watching(check):
+        yield budget

@@ -13,7 +13,12 @@ An op without a relaxation raises ``UnsupportedOpError`` naming the node; caller
 
 from verifiers.bounds.alpha import AlphaConfig
 from verifiers.bounds.certify import CertifyResult, certify_samples, linf_box, robustness_spec
-from verifiers.bounds.complete import CompleteOutcome, complete_certify, marabou_query
+from verifiers.bounds.complete import (
+    CompleteOutcome,
+    complete_certify,
+    marabou_queries,
+    marabou_query,
+)
 from verifiers.bounds.crown import LinearSpec
 from verifiers.bounds.engine import BoundConfig, Method, SpecBounds, bound_spec
 from verifiers.bounds.falsify import FalsifyConfig
@@ -42,6 +47,7 @@ __all__ = [
     "certify_samples",
     "complete_certify",
     "linf_box",
+    "marabou_queries",
     "marabou_query",
     "parse_vnnlib",
     "robustness_spec",

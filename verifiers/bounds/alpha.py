@@ -24,6 +24,7 @@ from torch import Tensor
 from verifiers.bounds.crown import LinearSpec, refine_bounds, spec_lower
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
+from verifiers.bounds.passes import record
 from verifiers.interrupt import checkpoint
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,14 @@ def optimise(graph: BoundGraph, box: Interval, spec: LinearSpec,
              config: AlphaConfig, max_rows: int, done: Callable[[Tensor], Tensor],
              deadline: float | None = None) -> Tensor:
     """Best lower bound of the spec found, never below ``start`` (the CROWN bound)."""
+    record("alpha")
     alphas = _initial_slopes(graph, spec, base, rows, config)
     params = [a for per_start in alphas.values() for a in per_start.values()]
     best = start.detach().clone()
     if not params or config.iterations <= 0:
         return best
     ranges = {n.output: n.op.alpha_range() for n in graph.nodes if n.op.has_alpha}
-    opt = torch.optim.Adam(params, lr=config.lr)
+    opt = _Adam(params, lr=config.lr)
     stall, last = 0, best.sum().item()
     for step in range(config.iterations):
         checkpoint()
@@ -67,7 +69,8 @@ def optimise(graph: BoundGraph, box: Interval, spec: LinearSpec,
         if deadline is not None and time.monotonic() > deadline:
             log.debug("alpha-CROWN stopped by the deadline at iteration %d", step)
             break
-        opt.zero_grad(set_to_none=True)
+        for a in params:
+            a.grad = None
         (-lower.sum()).backward()
         opt.step()
         with torch.no_grad():
@@ -95,3 +98,28 @@ def _initial_slopes(graph: BoundGraph, spec: LinearSpec, base: Mapping[str, Inte
             per_start[node.output] = init.detach().clone().requires_grad_(True)
         alphas[start] = per_start
     return alphas
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) with torch.optim's defaults. Written here because constructing
+    ``torch.optim.Adam`` imports torch._dynamo on first use (3.9 s on a 2-core CPU), which
+    would land inside a verification call's time budget."""
+
+    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** self.t))

@@ -8,16 +8,18 @@ Marabou refuses (e.g. skl2onnx casts) degrade to ``unknown`` with its reason.
 
 from __future__ import annotations
 
+import json
 import logging
-import math
+import subprocess
+import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from verifiers.bounds.marabou_solve import solve
 from verifiers.data import InputDomain
 from verifiers.interrupt import checkpoint
 from verifiers.model import LoadedModel, load_model
@@ -42,42 +44,53 @@ class QueryAnswer:
 
 def marabou_query(model_path: Path, lower: np.ndarray, upper: np.ndarray, C: np.ndarray,
                   d: np.ndarray, timeout_s: float) -> QueryAnswer:
-    """Is there x in [lower, upper] (flattened) with ``C f(x) + d <= 0`` row-wise?"""
-    seconds = int(math.ceil(timeout_s))
-    if seconds < 1:
-        return QueryAnswer("unknown", None, "Marabou: no time left")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # maraboupy warns about its missing TensorFlow parser
+    """Is there x in [lower, upper] (flattened) with ``C f(x) + d <= 0`` row-wise?
+
+    In process: Marabou's whole-second timeout may overrun; see :func:`marabou_queries`."""
+    return QueryAnswer(*solve(str(model_path), lower, upper, C, d, timeout_s))
+
+
+Query = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # lower, upper, C, d
+
+
+def marabou_queries(model_path: Path, queries: list[Query], timeout_s: float,
+                    poll_s: float = 0.2) -> list[QueryAnswer]:
+    """The queries in order, in a child process killed when ``timeout_s`` is spent (or when
+    the interrupt checkpoint raises); queries not answered by then are unknown."""
+    if not queries or timeout_s < 1:
+        return [QueryAnswer("unknown", None, "Marabou: no time left") for _ in queries]
+    answers = [QueryAnswer("unknown", None, "Marabou: stopped at the deadline") for _ in queries]
+    end = time.monotonic() + timeout_s
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "queries.npz"
+        arrays = {f"{name}_{k}": a for k, q in enumerate(queries)
+                  for name, a in zip(("lower", "upper", "C", "d"), q, strict=True)}
+        np.savez(path, count=len(queries), **arrays)
+        # The child's own budget is shorter: it gives up cleanly before it is killed.
+        cmd = [sys.executable, str(Path(__file__).with_name("marabou_solve.py")), str(model_path),
+               str(path), f"{max(0.0, timeout_s - 0.5):.3f}"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        out = ""
         try:
-            from maraboupy import Marabou
-        except ImportError as exc:
-            return QueryAnswer("unknown", None, f"Marabou is not available: {exc}")
-    try:
-        net = Marabou.read_onnx(str(model_path))
-        ins = np.asarray(net.inputVars[0]).ravel()
-        outs = np.asarray(net.outputVars[0]).ravel()
-    except Exception as exc:  # the parser raises bare errors for models it cannot encode
-        return QueryAnswer("unknown", None, f"Marabou cannot read the model: {_short(exc)}")
-    if len(ins) != lower.size or len(outs) != C.shape[1]:
-        return QueryAnswer("unknown", None, "Marabou sees a different input/output size")
-    for var, lo, hi in zip(ins, lower.ravel(), upper.ravel(), strict=True):
-        net.setLowerBound(int(var), float(lo))
-        net.setUpperBound(int(var), float(hi))
-    for row, const in zip(C, d, strict=True):
-        keep = np.flatnonzero(row)
-        net.addInequality([int(outs[j]) for j in keep], [float(row[j]) for j in keep],
-                          float(-const), isProperty=True)
-    options = Marabou.createOptions(verbosity=0, timeoutInSeconds=seconds)
-    try:
-        code, values, stats = net.solve(verbose=False, options=options)
-    except Exception as exc:
-        return QueryAnswer("unknown", None, f"Marabou failed: {_short(exc)}")
-    if code == "unsat":
-        return QueryAnswer("unsat", None, "")
-    if code == "sat" and values:
-        return QueryAnswer("sat", np.array([values[int(v)] for v in ins]), "")
-    timed_out = stats is not None and stats.hasTimedOut()
-    return QueryAnswer("unknown", None, "Marabou timed out" if timed_out else f"Marabou: {code}")
+            while True:
+                try:
+                    out, _ = proc.communicate(timeout=max(0.01, min(poll_s,
+                                                                   end - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    checkpoint()
+                    if time.monotonic() >= end:
+                        break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                out, _ = proc.communicate()
+    for line in (out or "").splitlines():
+        got = json.loads(line)
+        x = None if got["x"] is None else np.asarray(got["x"], dtype=np.float64)
+        answers[int(got["k"])] = QueryAnswer(got["verdict"], x, got["reason"])
+    return answers
 
 
 def complete_certify(model: bytes | LoadedModel, x: np.ndarray, y: np.ndarray, eps: float,
@@ -127,7 +140,3 @@ def _one_sample(loaded: LoadedModel, path: Path, x: np.ndarray, label: int, logi
         return CompleteOutcome("unknown", None, unknown, time.perf_counter() - t0)
     return CompleteOutcome("verified", None, "", time.perf_counter() - t0)
 
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:200]}"

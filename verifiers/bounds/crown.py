@@ -20,6 +20,8 @@ from torch import Tensor
 
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
+from verifiers.bounds.passes import record
+from verifiers.interrupt import checkpoint
 
 # start tensor -> (activation output tensor -> its lower slopes for passes from that tensor);
 # keyed by tensor names, which ONNX keeps unique (node names may repeat or be empty)
@@ -56,6 +58,7 @@ def backward_lower(graph: BoundGraph, start: str, A0: Tensor, bounds: Mapping[st
         A = coeffs.pop(node.output, None)
         if A is None:
             continue
+        checkpoint()  # one op's backward step is the longest stretch between two checks
         ins = [bounds[i] if node.op.needs_bounds else None for i in node.inputs]
         alpha = alphas.get(node.output) if alphas else None
         a_ins, b = node.op.backward(A, ins, alpha)
@@ -94,6 +97,7 @@ def refine_bounds(graph: BoundGraph, box: Interval, base: Mapping[str, Interval]
     tensors start from the tightened boxes: on deep nets (ResNet-18) the plain IBP boxes
     blow up and would mark nearly every later ReLU as unstable.
     """
+    record("intermediate" if alphas is None else "alpha-intermediate")
     bounds = dict(base)
     chosen: dict[str, Tensor] = {}
     consumers = graph.bounded_tensors()

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from verifiers.bounds.ops import BoundOp, NodeSpec, build_op
 from verifiers.errors import IntakeError, UnsupportedOpError, VerifierError
+from verifiers.interrupt import checkpoint
 
 _HEADS = {"Softmax", "LogSoftmax"}
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
@@ -87,6 +88,7 @@ class BoundGraph:
         """Every tensor of the graph for input ``x`` (batched)."""
         values = {self.input_name: x}
         for node in self.nodes:
+            checkpoint()  # a deep model's forward pass is long enough to need a check
             values[node.output] = node.op.forward(*(values[i] for i in node.inputs))
         return values
 
