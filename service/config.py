@@ -36,7 +36,7 @@ class Settings:
     job_timeout_seconds: float = 24 * 3600.0   # a job running longer than this is errored
     # What one standard may ask for (ROBUSTGATE_MAX_ITERATIONS, ..._RESTARTS, ..._QUERIES,
     # ..._TARGETS, ..._EOT, ..._EXPLAIN_SAMPLES, ..._SMOOTHING_N,
-    # ..._SANITY_FACTOR): checked at upload and submit.
+    # ..._SANITY_FACTOR, ..._TIME_LIMIT_S): checked at upload and submit.
     ceilings: Ceilings = DEFAULT_CEILINGS
 
     @property
@@ -100,6 +100,7 @@ class _EnvSettings(BaseModel):
     max_explain_samples: int = Field(DEFAULT_CEILINGS.explain_samples, ge=1)
     max_smoothing_n: int = Field(DEFAULT_CEILINGS.smoothing_n, ge=1)
     max_sanity_factor: int = Field(DEFAULT_CEILINGS.sanity_factor, ge=1)
+    max_time_limit_s: int = Field(DEFAULT_CEILINGS.time_limit_s, ge=1)
 
     @field_validator("database_url")
     @classmethod

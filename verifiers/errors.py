@@ -44,3 +44,8 @@ class Cancelled(VerifierError):
 
 class ShardTimeout(VerifierError):
     """One shard of a job ran past its time limit."""
+
+
+class TimeLimitReached(VerifierError):
+    """The standard's ``time_limit_s`` ran out. Not an error of the job: the check it
+    interrupts, and every one after it, is reported INCONCLUSIVE with this reason."""

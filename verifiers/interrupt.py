@@ -7,6 +7,9 @@ context-variable read, so the library runs unchanged in-process and in tests.
 
 The checker raises :class:`~verifiers.errors.Cancelled` or
 :class:`~verifiers.errors.ShardTimeout`, which no check converts into a verdict: the run ends.
+A standard's own time limit (:func:`time_limit`) raises
+:class:`~verifiers.errors.TimeLimitReached` instead, which the pipeline turns into
+INCONCLUSIVE checks: the job still ends with a scorecard.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-from verifiers.errors import Cancelled, ShardTimeout
+from verifiers.errors import Cancelled, ShardTimeout, TimeLimitReached
 
 Checker = Callable[[], None]
 _current: ContextVar[Checker | None] = ContextVar("robustgate_interrupt", default=None)
@@ -37,6 +40,27 @@ def watching(check: Checker | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def time_limit(deadline: float | None, reason: str) -> Iterator[None]:
+    """Inside the block, :func:`checkpoint` also raises :class:`TimeLimitReached` once
+    ``time.time()`` passes ``deadline`` (epoch seconds: a job's shards run in several
+    processes, all counting from the job's start). The checker already installed (cancel,
+    the service's hard limits) still runs first. ``deadline`` None: no limit."""
+    if deadline is None:
+        yield
+        return
+    outer = _current.get()
+
+    def check() -> None:
+        if outer is not None:
+            outer()
+        if time.time() > deadline:
+            raise TimeLimitReached(reason)
+
+    with watching(check):
+        yield
 
 
 class Interrupt:

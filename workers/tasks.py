@@ -106,7 +106,7 @@ def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
         if store.part(job_id, PREPARE_PART) is None:
             ctx = prepare(spec.model_bytes, eval_set, standard, seed=spec.seed,
                           input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                          mapping=_mapping(spec),
+                          mapping=_mapping(spec), started=spec.started_at or None,
                           progress=_reporter(store, job_id, advance=False))
             store.finish_part(job_id, PREPARE_PART, save_prepared(ctx))
         shards = len(attack_chunks(len(eval_set)))
@@ -235,7 +235,7 @@ def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x)
         raise VerifierError("the job's prepare step left no result")
     return restore(prepared, spec.model_bytes, eval_set, standard, seed=spec.seed,
                    input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                   mapping=_mapping(spec))
+                   mapping=_mapping(spec), started=spec.started_at or None)
 
 
 def _mapping(spec: JobSpec) -> InputMapping | None:
