@@ -34,6 +34,7 @@ class Settings:
     gpu_queue: str = ""               # heavy shards; default "<queue>-gpu"
     shard_timeout_seconds: float = 3 * 3600.0  # one shard longer than this errors the job
     job_timeout_seconds: float = 24 * 3600.0   # a job running longer than this is errored
+    device: str = "auto"              # a worker's one device: auto, cpu, cuda, cuda:N
     # What one standard may ask for (ROBUSTGATE_MAX_ITERATIONS, ..._RESTARTS, ..._QUERIES,
     # ..._TARGETS, ..._EOT, ..._EXPLAIN_SAMPLES, ..._SMOOTHING_N,
     # ..._SANITY_FACTOR, ..._TIME_LIMIT_S): checked at upload and submit.
@@ -63,6 +64,7 @@ class Settings:
             "ROBUSTGATE_GPU_QUEUE": self.gpu_queue,
             "ROBUSTGATE_SHARD_TIMEOUT_SECONDS": str(self.shard_timeout_seconds),
             "ROBUSTGATE_JOB_TIMEOUT_SECONDS": str(self.job_timeout_seconds),
+            "ROBUSTGATE_DEVICE": self.device,
         } | {f"ROBUSTGATE_MAX_{name.upper()}": str(getattr(self.ceilings, name))
              for name in Ceilings.names()}
 
@@ -92,6 +94,7 @@ class _EnvSettings(BaseModel):
     gpu_queue: str | None = None
     shard_timeout_seconds: float = Field(3 * 3600.0, gt=0)
     job_timeout_seconds: float = Field(24 * 3600.0, gt=0)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     max_iterations: int = Field(DEFAULT_CEILINGS.iterations, ge=1)
     max_restarts: int = Field(DEFAULT_CEILINGS.restarts, ge=1)
     max_queries: int = Field(DEFAULT_CEILINGS.queries, ge=1)
@@ -147,6 +150,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         gpu_queue=parsed.gpu_queue or gpu_queue_for(parsed.queue),
         shard_timeout_seconds=parsed.shard_timeout_seconds,
         job_timeout_seconds=parsed.job_timeout_seconds,
+        device=parsed.device,
         ceilings=Ceilings(**{name: getattr(parsed, f"max_{name}") for name in Ceilings.names()}),
     )
 

@@ -12,9 +12,11 @@ from verifiers.data import EvalSet, InputDomain, load_eval_set
 from verifiers.errors import (
     Cancelled,
     DataError,
+    DeviceError,
     IntakeError,
     SoundnessError,
     StandardError,
+    TimeLimitReached,
     UnsupportedOpError,
     VerifierError,
 )
@@ -24,12 +26,14 @@ from verifiers.standards import Standard, builtin_standards, get_builtin, parse_
 __all__ = [
     "Cancelled",
     "DataError",
+    "DeviceError",
     "EvalSet",
     "InputDomain",
     "IntakeError",
     "SoundnessError",
     "Standard",
     "StandardError",
+    "TimeLimitReached",
     "UnsupportedOpError",
     "VerifierError",
     "builtin_standards",

@@ -30,6 +30,10 @@ class DataError(VerifierError):
     """The evaluation (or OOD) set was refused."""
 
 
+class DeviceError(VerifierError):
+    """The requested device (``ROBUSTGATE_DEVICE``, ``--device``) does not exist here."""
+
+
 class StandardError(VerifierError):
     """A standard document is malformed or unknown."""
 

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from verifiers.checks import AFTER_ATTACKS, BATTERY, PREPARE, RunContext, adversarial, fidelity
 from verifiers.checks.attack_evidence import ChunkEvidence
 from verifiers.checks.timelimit import limited
 from verifiers.data import EvalSet, InputDomain, check_against_model, resolve_domain
+from verifiers.device import describe, resolve_device
 from verifiers.errors import Cancelled
 from verifiers.model import LoadedModel, load_model
 from verifiers.model.mapped import load_mapped
@@ -77,10 +77,6 @@ def certify(model_bytes: bytes, eval_set: EvalSet, standard: Standard, *, seed: 
     return finish(ctx, chunks, started=started, progress=progress)
 
 
-def _device(device: str | None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def _context(model_bytes: bytes, eval_set: EvalSet, standard: Standard, seed: int,
              input_range: tuple[float | None, float | None], device: str | None,
              batch_size: int, ood_x: np.ndarray | None,
@@ -90,7 +86,7 @@ def _context(model_bytes: bytes, eval_set: EvalSet, standard: Standard, seed: in
     limit = standard.time_limit_s
     deadline = None if limit is None else (started or time.time()) + limit
     return RunContext(model=model, eval_set=eval_set, standard=standard, domain=domain,
-                      device=_device(device), seed=seed, batch_size=batch_size, ood_x=ood_x,
+                      device=resolve_device(device), seed=seed, batch_size=batch_size, ood_x=ood_x,
                       mapping=mapping, deadline=deadline)
 
 
@@ -204,7 +200,7 @@ def _scorecard(ctx: RunContext, started: float) -> dict[str, Any]:
                     else int(len(np.unique(eval_set.group)))},
         "standard": standard.summary(),
         "seed": ctx.seed,
-        "hardware": hardware() | {"device": str(ctx.device)},
+        "hardware": hardware() | describe(ctx.device),
         "checks": {name: c.as_dict() for name, c in checks.items()},
         "metrics": flat_metrics(checks),
         "criteria": [r.as_dict() for r in results],

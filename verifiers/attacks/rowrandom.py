@@ -59,12 +59,14 @@ class RowRandom:
         rows = self.rows.to(device or "cpu")
         keys = _fmix(rows * _GOLDEN + _signed(mix(self.seed, draw)))  # one key per row
         numel = math.prod(sample_shape)
-        half = (numel + 1) // 2  # two 24-bit numbers per 64-bit hash
-        counters = torch.arange(1, half + 1, dtype=torch.int64, device=rows.device) * _GOLDEN
+        quarter = (numel + 3) // 4  # four 16-bit numbers per 64-bit hash
+        counters = torch.arange(1, quarter + 1, dtype=torch.int64, device=rows.device) * _GOLDEN
         bits = _fmix(keys[:, None] + counters[None, :])
-        # 24-bit integers: exact in float32, uniform on the multiples of 2^-24 in [0, 1).
-        pair = torch.cat([_shr(bits, 40), (bits >> 16) & 0xFFFFFF], dim=1)[:, :numel]
-        out = pair.to(torch.float32).mul_(1.0 / (1 << 24))
+        parts = torch.stack([_shr(bits, 48), (bits >> 32) & 0xFFFF, (bits >> 16) & 0xFFFF,
+                             bits & 0xFFFF], dim=2).reshape(len(rows), -1)[:, :numel]
+        # Multiples of 2^-16 in [0, 1): exact in float32, and finer than any radius needs
+        # for a random start.
+        out = parts.to(torch.float32).mul_(1.0 / (1 << 16))
         return out.reshape(len(rows), *sample_shape)
 
 
