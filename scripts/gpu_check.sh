@@ -17,7 +17,7 @@ print(f"torch {torch.__version__} cuda {torch.version.cuda} | {p.name}, "
       f"{p.total_memory / 2**30:.0f} GiB, {torch.cuda.device_count()} device(s)")
 PY
 echo "== pytest -m gpu"
-"$py" -m pytest -m gpu tests/test_gpu.py -v -p no:cacheprovider --durations=0 "$@"
+"$py" -m pytest -m gpu tests/test_gpu.py -v -p no:cacheprovider --durations=0 --timeout 420 "$@"
 echo "== bench: attack overhead on the GPU (before/after in one run)"
 "$py" -m bench.attack_overhead --device cuda --batch 1024 --iterations 50
 echo "== bench: the same at the default batch on the CPU, for the ratio"
