@@ -17,15 +17,16 @@ from sqlalchemy.orm import Session
 
 from service import standards_catalog
 from service.broker import revoke, send_plan
-from service.db import Certification, Dataset, StandardRecord, StoredModel
+from service.db import Certification, CertificationPart, Dataset, StandardRecord, StoredModel
 from service.db.models import utcnow
 from service.errors import ApiError
-from service.jobstore import tenant_work
+from service.jobstore import aware, tenant_work
 from service.quotas import check_samples, check_tenant
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
 from verifiers.admit import intake
+from verifiers.estimate import estimate
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
 from verifiers.plan import attack_chunks
@@ -341,8 +342,23 @@ def _public(s: Session, job: Certification) -> dict[str, Any]:
                                                  "n_samples": ood.n_samples},
         "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+        "estimate": _estimate(s, job, data.n_samples),
         "links": {"self": base, "scorecard": f"{base}/scorecard"},
     }
+
+
+def _estimate(s: Session, job: Certification, n_samples: int | None) -> dict[str, Any] | None:
+    """Time left for a running job (verifiers.estimate), from when its attack and finish
+    parts started; None when finished, queued or not enough is measured yet."""
+    if job.status != "running" or not n_samples:
+        return None
+    rows = s.execute(select(CertificationPart.part, CertificationPart.created_at)
+                     .where(CertificationPart.job_id == job.id)).all()
+    attacks = [aware(at).timestamp() for part, at in rows if part.startswith("attack-")]
+    finish = [aware(at).timestamp() for part, at in rows if part == "finish"]
+    found = estimate(job.progress or 0.0, n_samples, utcnow().timestamp(),
+                     min(attacks) if attacks else None, finish[0] if finish else None)
+    return None if found is None else found.as_dict()
 
 
 def _iso(value) -> str | None:

@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--queues", default="cpu,gpu",
                    help="which queues to consume: cpu (planning), gpu (attack and finish "
                         "shards), or both (default cpu,gpu)")
+    w.add_argument("--device", default=None,
+                   help="the one device this worker runs jobs on: auto, cpu, cuda, cuda:N "
+                        "(default: ROBUSTGATE_DEVICE, else auto)")
     w.set_defaults(handler=admin.worker)
 
     m = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -121,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--timeout", type=float, default=3600.0)
             c.set_defaults(handler=jobs.submit)
         else:
+            c.add_argument("--device", default=os.environ.get("ROBUSTGATE_DEVICE", "auto"),
+                           help="where tensors live: auto (a GPU when there is one), cpu, cuda, "
+                                "cuda:N")
             c.set_defaults(handler=jobs.certify)
 
     v = sub.add_parser("verify-certificate",

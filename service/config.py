@@ -44,9 +44,10 @@ class Settings:
     gpu_queue: str = ""               # heavy shards; default "<queue>-gpu"
     shard_timeout_seconds: float = 3 * 3600.0  # one shard longer than this errors the job
     job_timeout_seconds: float = 24 * 3600.0   # a job running longer than this is errored
+    device: str = "auto"              # a worker's one device: auto, cpu, cuda, cuda:N
     # What one standard may ask for (ROBUSTGATE_MAX_ITERATIONS, ..._RESTARTS, ..._QUERIES,
     # ..._TARGETS, ..._EOT, ..._EXPLAIN_SAMPLES, ..._SMOOTHING_N,
-    # ..._SANITY_FACTOR): checked at upload and submit.
+    # ..._SANITY_FACTOR, ..._TIME_LIMIT_S): checked at upload and submit.
     ceilings: Ceilings = DEFAULT_CEILINGS
     # How long a broker or database call on a job's path is retried through an outage.
     retry_seconds: float = DEFAULT_TOTAL_SECONDS
@@ -84,6 +85,7 @@ class Settings:
             "ROBUSTGATE_MAX_QUEUED_SHARDS": str(self.quotas.queued_shards),
             "ROBUSTGATE_MAX_SAMPLES_PER_JOB": str(self.quotas.samples_per_job),
             "ROBUSTGATE_MAX_JOBS_PER_HOUR": str(self.quotas.jobs_per_hour),
+            "ROBUSTGATE_DEVICE": self.device,
         } | {f"ROBUSTGATE_MAX_{name.upper()}": str(getattr(self.ceilings, name))
              for name in Ceilings.names()}
 
@@ -113,6 +115,7 @@ class _EnvSettings(BaseModel):
     gpu_queue: str | None = None
     shard_timeout_seconds: float = Field(3 * 3600.0, gt=0)
     job_timeout_seconds: float = Field(24 * 3600.0, gt=0)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     max_iterations: int = Field(DEFAULT_CEILINGS.iterations, ge=1)
     max_restarts: int = Field(DEFAULT_CEILINGS.restarts, ge=1)
     max_queries: int = Field(DEFAULT_CEILINGS.queries, ge=1)
@@ -125,6 +128,7 @@ class _EnvSettings(BaseModel):
     max_queued_shards: int = Field(Quotas.queued_shards, ge=1)
     max_samples_per_job: int = Field(Quotas.samples_per_job, ge=1)
     max_jobs_per_hour: int = Field(Quotas.jobs_per_hour, ge=1)
+    max_time_limit_s: int = Field(DEFAULT_CEILINGS.time_limit_s, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -171,6 +175,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         gpu_queue=parsed.gpu_queue or gpu_queue_for(parsed.queue),
         shard_timeout_seconds=parsed.shard_timeout_seconds,
         job_timeout_seconds=parsed.job_timeout_seconds,
+        device=parsed.device,
         ceilings=Ceilings(**{name: getattr(parsed, f"max_{name}") for name in Ceilings.names()}),
         retry_seconds=parsed.retry_seconds,
         quotas=Quotas(queued_shards=parsed.max_queued_shards,

@@ -27,6 +27,9 @@ class ProgressBar:
         filled = int(round(fraction * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
         line = f"[{bar}] {fraction * 100:5.1f}%  {status:<9} {stage}"
+        eta = job.get("estimate") or {}
+        if eta.get("seconds_left") is not None:  # a running job's time left (the API's)
+            line += f"  ~{eta['seconds_left']:.0f} s left ({eta.get('stage', '')})"
         if self.tty:
             self.stream.write("\r" + line.ljust(72))
             if status in ("succeeded", "errored", "cancelled"):

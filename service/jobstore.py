@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "errored", "cancelled")
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; we store UTC
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -46,7 +46,7 @@ def _aware(moment: datetime) -> datetime:
 def is_stale(beat: datetime | None, stale_seconds: float) -> bool:
     if beat is None:
         return True
-    return utcnow() - _aware(beat) > timedelta(seconds=stale_seconds)
+    return utcnow() - aware(beat) > timedelta(seconds=stale_seconds)
 
 
 def tenant_work(s: Session, tenant_id: int | None, job_id: str | None = None) -> int:
@@ -131,7 +131,7 @@ class SqlJobStore:
             dataset = s.get(Dataset, job.dataset_id)
             standard = s.get(StandardRecord, job.standard_id)
             ood = s.get(Dataset, job.ood_dataset_id) if job.ood_dataset_id else None
-            started = _aware(job.started_at).timestamp() if job.started_at else 0.0
+            started = aware(job.started_at).timestamp() if job.started_at else 0.0
             spec_meta = (model.storage_key, dataset.storage_key, standard.document, job.seed,
                          job.input_low, job.input_high, ood.storage_key if ood else None,
                          job.input_mapping)

@@ -150,6 +150,18 @@ def test_another_tenant_can_neither_see_nor_use_it(api):
     assert len(set(owners)) == 2 and None not in owners
 
 
+class _Polled(SqlJobStore):
+    """The real store; after every progress write it calls ``poll`` (a status read)."""
+
+    def __init__(self, *args, poll, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.poll = poll
+
+    def advance_progress(self, job_id: str, fraction: float, stage: str) -> None:
+        super().advance_progress(job_id, fraction, stage)
+        self.poll()
+
+
 def test_a_certification_uses_the_callers_own_standard(api, tmp_path):
     client, services, tokens = api
     alice = _auth(tokens, "alice")
@@ -164,11 +176,23 @@ def test_a_certification_uses_the_callers_own_standard(api, tmp_path):
     job = _submit(client, alice, "acme-gate").json()
     v2_sha = hashlib.sha256(v2.encode()).hexdigest()
     assert job["standard"]["version"] == 2 and job["standard"]["sha256"] == v2_sha
-    # The worker evaluates exactly the stored document.
-    store = SqlJobStore(services.db, services.blobs, signer=load_or_create_signer(tmp_path))
+    assert job["estimate"] is None  # queued: nothing measured
+    # The worker evaluates exactly the stored document; the status is read each time the
+    # worker reports progress, as a polling client would.
+    seen: list[dict] = []
+    store = _Polled(services.db, services.blobs, signer=load_or_create_signer(tmp_path),
+                    poll=lambda: seen.append(
+                        client.get(f"/v1/certifications/{job['id']}", headers=alice).json()))
     run_job(store, job["id"])
     done = client.get(f"/v1/certifications/{job['id']}", headers=alice).json()
     assert done["status"] == "succeeded", done
+    assert done["estimate"] is None
+    # 300 samples make two attack shards: once the first is done, the attacks' rate is known
+    # and the time left is positive.
+    attacking = [e["estimate"] for e in seen if e["stage"] == "attacks 1/2 shards"]
+    assert attacking and all(e is not None for e in attacking), seen
+    assert all(e["seconds_left"] > 0 and e["seconds_per_sample"] > 0 for e in attacking)
+    assert {e["stage"] for e in attacking} == {"attacks"}
     card = client.get(f"/v1/certifications/{job['id']}/scorecard", headers=alice).json()
     assert card["standard"]["sha256"] == v2_sha
     assert [c["threshold"] for c in card["criteria"]] == [0.8, 0.5]
@@ -200,3 +224,20 @@ def test_new_uploads_must_declare_their_input_domain(api):
                              "").replace("acme-gate", "acme-undeclared")
     r = client.post("/v1/standards", content=undeclared, headers=alice)
     assert r.status_code == 422 and "no input_domain" in r.json()["error"]["message"]
+
+
+def test_a_job_past_its_standards_time_limit_still_ends_signed_and_inconclusive(api, tmp_path):
+    client, services, tokens = api
+    alice = _auth(tokens, "alice")
+    doc = DOC.replace("acme-gate", "acme-hurry") + "time_limit_s: 0.001\n"
+    assert client.post("/v1/standards", content=doc, headers=alice).status_code == 201
+    job = _submit(client, alice, "acme-hurry").json()
+    run_job(SqlJobStore(services.db, services.blobs, signer=load_or_create_signer(tmp_path)),
+            job["id"])
+    done = client.get(f"/v1/certifications/{job['id']}", headers=alice).json()
+    assert done["status"] == "succeeded" and done["verdict"] == "INCONCLUSIVE", done
+    card = client.get(f"/v1/certifications/{job['id']}/scorecard", headers=alice).json()
+    assert card["time_limit"]["reached"]
+    assert all("time limit of 0.001 s reached" in c["reason"] for c in card["criteria"])
+    cert = client.get(f"/v1/certifications/{job['id']}/certificate", headers=alice)
+    assert cert.status_code == 200, cert.text

@@ -22,9 +22,9 @@ from verifiers.lazy import lazy_exports
 _EXPORTS = {
     "EvalSet": "data", "InputDomain": "data",
     "load_eval_set": "data",
-    "Cancelled": "errors", "DataError": "errors",
+    "Cancelled": "errors", "DataError": "errors", "DeviceError": "errors",
     "IntakeError": "errors", "SoundnessError": "errors",
-    "StandardError": "errors", "UnsupportedOpError": "errors",
+    "StandardError": "errors", "TimeLimitReached": "errors", "UnsupportedOpError": "errors",
     "VerifierError": "errors",
     "certify": "pipeline",
     "Standard": "standards", "builtin_standards": "standards",
@@ -34,12 +34,14 @@ _EXPORTS = {
 __all__ = [
     "Cancelled",
     "DataError",
+    "DeviceError",
     "EvalSet",
     "InputDomain",
     "IntakeError",
     "SoundnessError",
     "Standard",
     "StandardError",
+    "TimeLimitReached",
     "UnsupportedOpError",
     "VerifierError",
     "builtin_standards",
@@ -54,9 +56,11 @@ if TYPE_CHECKING:
     from verifiers.errors import (
         Cancelled,
         DataError,
+        DeviceError,
         IntakeError,
         SoundnessError,
         StandardError,
+        TimeLimitReached,
         UnsupportedOpError,
         VerifierError,
     )

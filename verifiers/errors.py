@@ -30,6 +30,10 @@ class DataError(VerifierError):
     """The evaluation (or OOD) set was refused."""
 
 
+class DeviceError(VerifierError):
+    """The requested device (``ROBUSTGATE_DEVICE``, ``--device``) does not exist here."""
+
+
 class StandardError(VerifierError):
     """A standard document is malformed or unknown."""
 
@@ -54,3 +58,8 @@ class OutOfTime(VerifierError):
     def __init__(self, reason: str, budget: object) -> None:
         super().__init__(reason)
         self.budget = budget
+
+
+class TimeLimitReached(VerifierError):
+    """The standard's ``time_limit_s`` ran out. Not an error of the job: the check it
+    interrupts, and every one after it, is reported INCONCLUSIVE with this reason."""

@@ -11,6 +11,10 @@ The checker raises :class:`~verifiers.errors.Cancelled` or
 A call with a time budget of its own (``verify --timeout``) adds it with :func:`time_budget`:
 the installed checker still runs first, then the budget's deadline raises
 :class:`~verifiers.errors.OutOfTime`, which that call turns into an 'unknown' answer.
+
+A standard's own time limit (:func:`time_limit`) raises
+:class:`~verifiers.errors.TimeLimitReached` instead, which the pipeline turns into
+INCONCLUSIVE checks: the job still ends with a scorecard.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-from verifiers.errors import Cancelled, OutOfTime, ShardTimeout
+from verifiers.errors import Cancelled, OutOfTime, ShardTimeout, TimeLimitReached
 
 Checker = Callable[[], None]
 _current: ContextVar[Checker | None] = ContextVar("robustgate_interrupt", default=None)
@@ -41,6 +45,27 @@ def watching(check: Checker | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def time_limit(deadline: float | None, reason: str) -> Iterator[None]:
+    """Inside the block, :func:`checkpoint` also raises :class:`TimeLimitReached` once
+    ``time.time()`` passes ``deadline`` (epoch seconds: a job's shards run in several
+    processes, all counting from the job's start). The checker already installed (cancel,
+    the service's hard limits) still runs first. ``deadline`` None: no limit."""
+    if deadline is None:
+        yield
+        return
+    outer = _current.get()
+
+    def check() -> None:
+        if outer is not None:
+            outer()
+        if time.time() > deadline:
+            raise TimeLimitReached(reason)
+
+    with watching(check):
+        yield
 
 
 class Interrupt:

@@ -28,6 +28,7 @@ class Ceilings:
     explain_samples: int = 10_000   # samples the explain check attributes
     smoothing_n: int = 1_000_000    # noise draws per point (smoothing n and n0)
     sanity_factor: int = 10         # the masking check's "stronger attack" multiplier
+    time_limit_s: int = 24 * 3600   # a standard's ``time_limit_s`` (wall seconds per job)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -60,6 +61,8 @@ def over_ceilings(standard: Standard, ceilings: Ceilings = DEFAULT_CEILINGS) -> 
               ("explain.steps", ex.steps, "iterations"),
               ("explain.deletion_steps", ex.deletion_steps, "iterations"),
               ("explain.perturbations", ex.perturbations, "eot")]
+    if standard.time_limit_s is not None:
+        asked.append(("time_limit_s", standard.time_limit_s, "time_limit_s"))
     if standard.smoothing is not None:
         asked += [("smoothing.n", standard.smoothing.n, "smoothing_n"),
                   ("smoothing.n0", standard.smoothing.n0, "smoothing_n")]

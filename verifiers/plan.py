@@ -7,6 +7,12 @@ or across a fleet.
 
 from __future__ import annotations
 
+# Where each step's progress lands in [0, 1] (the attack span is linear in chunks done, so in
+# samples: verifiers.estimate reads throughput from it).
+PREPARE_SPAN = (0.0, 0.1)
+ATTACK_SPAN = (0.1, 0.6)
+FINISH_SPAN = (0.6, 0.98)
+
 # Samples per attack shard: the default batch size, so a shard is whole batches on a GPU and
 # a small evaluation set still splits (the 300-sample demo runs as two shards).
 SHARD_SAMPLES = 256

@@ -54,13 +54,11 @@ class CheckResult:
 
 
 def hardware() -> dict[str, Any]:
+    """The machine; the device the run used is added by verifiers.device.describe."""
     import torch
 
-    info: dict[str, Any] = {"machine": platform.machine(), "python": platform.python_version(),
-                            "torch": torch.__version__}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+    return {"machine": platform.machine(), "python": platform.python_version(),
+            "torch": torch.__version__}
 
 
 def flat_metrics(checks: dict[str, CheckResult]) -> dict[str, Any]:

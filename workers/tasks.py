@@ -94,7 +94,8 @@ def celery_dispatch(app: Celery) -> Dispatch:
 
 # --- plan -------------------------------------------------------------------------------
 
-def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
+def plan_job(store: JobStore, dispatch: Dispatch, job_id: str,
+             device: str | None = None) -> None:
     spec = store.claim(job_id, worker=_me())
     if spec is None:
         log.info("job %s is not runnable (finished, cancelled, gone or running elsewhere); "
@@ -106,8 +107,8 @@ def plan_job(store: JobStore, dispatch: Dispatch, job_id: str) -> None:
         if store.part(job_id, PREPARE_PART) is None:
             ctx = prepare(spec.model_bytes, eval_set, standard, seed=spec.seed,
                           input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                          mapping=_mapping(spec),
-                          progress=_reporter(store, job_id, advance=False))
+                          mapping=_mapping(spec), started=spec.started_at or None,
+                          device=device, progress=_reporter(store, job_id, advance=False))
             store.finish_part(job_id, PREPARE_PART, save_prepared(ctx))
         shards = len(attack_chunks(len(eval_set)))
         store.plan(job_id, shards)
@@ -136,7 +137,8 @@ def send_missing(store: JobStore, dispatch: Dispatch, job_id: str, shards: int) 
 
 # --- shards -----------------------------------------------------------------------------
 
-def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str) -> None:
+def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str,
+                     device: str | None = None) -> None:
     spec = store.spec(job_id)
     if spec is None or not store.start_part(job_id, part, _me()):
         log.info("job %s part %s: nothing to do (done, running elsewhere, or job ended)",
@@ -150,7 +152,7 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
     with (_beating(lambda j: store.beat_part(j, part), job_id, beat),
           _ending_job(store, job_id), watching(interrupt)):
         standard, eval_set, ood_x = _inputs(spec)
-        ctx = _restore(store, spec, standard, eval_set, ood_x)
+        ctx = _restore(store, spec, standard, eval_set, ood_x, device)
         spans = attack_chunks(len(eval_set))
         lo, hi = spans[k]
         if interrupt.timeout_reason.startswith("attack shard"):
@@ -183,7 +185,7 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
             send_missing(store, dispatch, job_id, len(spans))
 
 
-def run_finish(store: JobStore, job_id: str) -> None:
+def run_finish(store: JobStore, job_id: str, device: str | None = None) -> None:
     spec = store.spec(job_id)
     if spec is None or not store.start_part(job_id, FINISH_PART, _me()):
         return
@@ -191,7 +193,7 @@ def run_finish(store: JobStore, job_id: str) -> None:
     with (_beating(lambda j: store.beat_part(j, FINISH_PART), job_id, beat),
           _ending_job(store, job_id), watching(_interrupt(store, spec))):
         standard, eval_set, ood_x = _inputs(spec)
-        ctx = _restore(store, spec, standard, eval_set, ood_x)
+        ctx = _restore(store, spec, standard, eval_set, ood_x, device)
         chunks = [ChunkEvidence.from_bytes(raw)
                   for raw in store.parts(job_id, "attack-").values()]
         report = _reporter(store, job_id, advance=True, floor=FINISH_SPAN[0])
@@ -206,7 +208,7 @@ def run_finish(store: JobStore, job_id: str) -> None:
         store.succeed(job_id, card)
 
 
-def run_job(store: JobStore, job_id: str) -> None:
+def run_job(store: JobStore, job_id: str, device: str | None = None) -> None:
     """The whole job in this process, its messages run in order as they are sent (for tests
     and debugging; the service sends them through Celery)."""
     pending: list[Message] = []
@@ -214,13 +216,13 @@ def run_job(store: JobStore, job_id: str) -> None:
     def dispatch(messages: list[Message], _priorities: Sequence[int]) -> None:
         pending.extend(messages)
 
-    plan_job(store, dispatch, job_id)
+    plan_job(store, dispatch, job_id, device)
     while pending:
         name, args, _ = pending.pop(0)
         if name == ATTACK_SHARD_TASK:
-            run_attack_shard(store, dispatch, *args)
+            run_attack_shard(store, dispatch, *args, device=device)
         elif name == FINISH_TASK:
-            run_finish(store, *args)
+            run_finish(store, *args, device=device)
 
 
 # --- shared -----------------------------------------------------------------------------
@@ -232,13 +234,14 @@ def _inputs(spec: JobSpec) -> tuple:
     return standard, eval_set, ood_x
 
 
-def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x):
+def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x,
+             device: str | None):
     prepared = store.part(spec.job_id, PREPARE_PART)
     if prepared is None:
         raise VerifierError("the job's prepare step left no result")
     return restore(prepared, spec.model_bytes, eval_set, standard, seed=spec.seed,
                    input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                   mapping=_mapping(spec))
+                   mapping=_mapping(spec), started=spec.started_at or None, device=device)
 
 
 def _mapping(spec: JobSpec) -> InputMapping | None:
@@ -335,17 +338,19 @@ def _throttled(flag: Callable[[], bool], interval: float = 1.0) -> Callable[[], 
     return check
 
 
-def register_tasks(app: Celery, store_factory: Callable[[], JobStore]) -> None:
+def register_tasks(app: Celery, store_factory: Callable[[], JobStore],
+                   device: str | None = None) -> None:
+    """The three tasks, every one on ``device`` (the worker's one declared device)."""
     dispatch = celery_dispatch(app)
 
     @app.task(name=CERTIFY_TASK)
     def certify_task(job_id: str) -> None:
-        plan_job(store_factory(), dispatch, job_id)
+        plan_job(store_factory(), dispatch, job_id, device)
 
     @app.task(name=ATTACK_SHARD_TASK)
     def attack_shard_task(job_id: str, part: str) -> None:
-        run_attack_shard(store_factory(), dispatch, job_id, part)
+        run_attack_shard(store_factory(), dispatch, job_id, part, device)
 
     @app.task(name=FINISH_TASK)
     def finish_task(job_id: str) -> None:
-        run_finish(store_factory(), job_id)
+        run_finish(store_factory(), job_id, device)

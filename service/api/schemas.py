@@ -32,6 +32,8 @@ class CertificationOut(BaseModel):
     created_at: str | None
     started_at: str | None
     finished_at: str | None
+    # Running jobs: time left from measured throughput (verifiers.estimate); else null.
+    estimate: dict[str, Any] | None = None
     links: dict[str, str]
 
 

@@ -234,8 +234,12 @@ def certification_page(request: Request, job_id: str) -> Response:
             f'{escape((job["created_at"] or "")[:19])}</p>')
     if job["status"] not in certifications.FINISHED:
         pct = max(0.0, min(1.0, float(job["progress"] or 0.0))) * 100
+        eta = job.get("estimate") or {}
+        left = "" if eta.get("seconds_left") is None else (
+            f' · <span id="eta">about {eta["seconds_left"]:.0f} s left for the '
+            f'{escape(eta["stage"])}</span>')
         body = (f"{head}<p>Status <b id=\"status\">{escape(job['status'])}</b> · stage "
-                f'<b id="stage">{escape(job["stage"] or "-")}</b> · {pct:.0f}%</p>'
+                f'<b id="stage">{escape(job["stage"] or "-")}</b> · {pct:.0f}%{left}</p>'
                 f'<div class="progress" id="progress" data-progress="{pct:.1f}"><div '
                 f'style="width:{pct:.1f}%"></div></div><p class="reason">This page refreshes '
                 "every 2 seconds until the job finishes.</p></section>")

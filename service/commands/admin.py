@@ -20,6 +20,8 @@ def worker(args: argparse.Namespace) -> int:
     from service.serve import worker_command
 
     queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    if args.device is not None:  # the worker process reads it from its settings
+        os.environ["ROBUSTGATE_DEVICE"] = args.device
     try:
         cmd = worker_command(load_settings(), concurrency=args.concurrency, queues=queues)
     except ValueError as exc:

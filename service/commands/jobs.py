@@ -89,7 +89,7 @@ def certify(args: argparse.Namespace) -> int:
                        seed=args.seed,
                        input_range=tuple(args.input_range) if args.input_range else (None, None),
                        ood_x=load_ood_x(args.ood) if args.ood is not None else None,
-                       mapping=parse_mapping(args.mean, args.std),
+                       mapping=parse_mapping(args.mean, args.std), device=args.device,
                        progress=lambda f, stage: bar.update(
                            {"status": "running", "stage": stage, "progress": f}))
     except VerifierError as exc:

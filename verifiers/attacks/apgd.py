@@ -5,9 +5,13 @@ stretches of the budget) whenever fewer than rho of the steps since the last che
 increased the loss, or the best loss stalled without a halving; the iterate then restarts
 from the best point. No step size to tune, which is what makes it a fair default.
 
-Rows are dropped from the batch as soon as they are misclassified (early stop), and a
-``group`` id ties copies of one point together (a point attacked towards several target
-classes at once): once any copy is fooled, all copies stop.
+Rows are dropped from the batch once they are misclassified (early stop), and a ``group`` id
+ties copies of one point together (a point attacked towards several target classes at once):
+once any copy is fooled, all copies stop. Successes are recorded every iteration without a
+host sync (the first adversarial iterate of a row is kept); the batch is compacted only every
+``SYNC_EVERY`` iterations, since each compaction waits for the device. A fooled row may thus
+run a few more iterations; rows never interact, so a point's result still does not depend on
+its batch-mates.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ import torch
 from torch import nn
 
 from verifiers.attacks.ball import Ball, ascent_direction, initial_step, project, random_start
-from verifiers.attacks.common import AttackOutcome, PassCounter, loss_and_grad
+from verifiers.attacks.common import (
+    SYNC_EVERY,
+    AttackOutcome,
+    PassCounter,
+    loss_and_grad,
+    point_done,
+)
 from verifiers.attacks.rowrandom import Randomness, take
 from verifiers.data import InputDomain
 from verifiers.interrupt import checkpoint
@@ -52,25 +62,22 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ball: Ball, domain:
     best = x.clone()
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     group = group if group is not None else torch.arange(len(x), device=x.device)
+    n_groups = int(group.max()) + 1 if len(group) else 0  # one sync per call, not per step
     for restart in range(cfg.restarts):
-        alive = torch.nonzero(~_done(fooled, group)).squeeze(1)
+        alive = torch.nonzero(~point_done(fooled, group, n_groups)).squeeze(1)
         if len(alive) == 0:
             break
         use_random = cfg.random_start or restart > 0
-        _one_run(model, x, y, target, group, alive, ball, domain, cfg,
+        _one_run(model, x, y, target, (group, n_groups), alive, ball, domain, cfg,
                  take(generator, alive), restart, use_random, best, fooled, counter)
     return AttackOutcome(best.detach(), fooled, counter.forward, counter.backward)
 
 
-def _done(fooled: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-    """Rows whose point (group) is already fooled by some copy."""
-    hit = torch.zeros(int(group.max()) + 1, dtype=torch.bool, device=group.device)
-    hit[group[fooled]] = True
-    return hit[group]
+Groups = tuple[torch.Tensor, int]  # point id per row, number of points
 
 
 def _one_run(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor,
-             t_all: torch.Tensor | None, group: torch.Tensor, rows: torch.Tensor, ball: Ball,
+             t_all: torch.Tensor | None, group: Groups, rows: torch.Tensor, ball: Ball,
              domain: InputDomain, cfg: ApgdConfig, rand: Randomness, draw: int,
              use_random: bool, best: torch.Tensor, fooled: torch.Tensor,
              counter: PassCounter) -> None:
@@ -96,7 +103,7 @@ def _stages(ball: Ball, iterations: int) -> list[tuple[Ball, int, bool]]:
 
 
 def _stage(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor,
-           t_all: torch.Tensor | None, group: torch.Tensor, rows: torch.Tensor,
+           t_all: torch.Tensor | None, group: Groups, rows: torch.Tensor,
            x: torch.Tensor, ball: Ball, domain: InputDomain, cfg: ApgdConfig, iterations: int,
            final: bool, best: torch.Tensor, fooled: torch.Tensor, counter: PassCounter
            ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +121,8 @@ def _stage(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor,
     if t is not None:
         state["t"] = t
     if final:
-        rows, state = _harvest(rows, state, logits, group, best, fooled)
+        _record(rows, state, logits, best, fooled)
+        rows, state = _compact(rows, state, group, fooled)
     marks, last_mark = checkpoints(iterations), 0
     for k in range(iterations):
         checkpoint()
@@ -133,14 +141,21 @@ def _stage(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor,
         s["x_prev"], s["x"], s["loss"], s["grad"] = s["x"], x_new, loss, grad
         better = loss > s["best_loss"]
         s["best_loss"] = torch.where(better, loss, s["best_loss"])
-        s["x_best"][better] = x_new[better]
-        s["grad_best"][better] = grad[better]
+        s["x_best"] = torch.where(_rows(better, x_new), x_new, s["x_best"])
+        s["grad_best"] = torch.where(_rows(better, grad), grad, s["grad_best"])
         if k + 1 in marks:
             _checkpoint(s, cfg.rho * (k + 1 - last_mark))
             last_mark = k + 1
         if final:
-            rows, state = _harvest(rows, s, logits, group, best, fooled)
+            _record(rows, s, logits, best, fooled)
+            if (k + 1) % SYNC_EVERY == 0:
+                rows, state = _compact(rows, s, group, fooled)
     return rows, state["x_best"]
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-row mask shaped to broadcast over ``like``."""
+    return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def _checkpoint(s: dict[str, torch.Tensor], min_successes: float) -> None:
@@ -151,21 +166,26 @@ def _checkpoint(s: dict[str, torch.Tensor], min_successes: float) -> None:
     s["reduced"] = halve
     s["best_at_ckpt"] = s["best_loss"].clone()
     s["step"] = torch.where(halve, s["step"] / 2, s["step"])
-    s["x"][halve] = s["x_best"][halve]
-    s["x_prev"][halve] = s["x_best"][halve]
-    s["grad"][halve] = s["grad_best"][halve]
+    back = _rows(halve, s["x"])
+    s["x"] = torch.where(back, s["x_best"], s["x"])
+    s["x_prev"] = torch.where(back, s["x_best"], s["x_prev"])
+    s["grad"] = torch.where(back, s["grad_best"], s["grad"])
     s["succ"].zero_()
 
 
-def _harvest(rows: torch.Tensor, s: dict[str, torch.Tensor], logits: torch.Tensor,
-             group: torch.Tensor, best: torch.Tensor, fooled: torch.Tensor
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Record newly fooled rows, then keep only rows whose point is still unbroken."""
+def _record(rows: torch.Tensor, s: dict[str, torch.Tensor], logits: torch.Tensor,
+            best: torch.Tensor, fooled: torch.Tensor) -> None:
+    """Keep each row's first misclassified iterate (no host sync)."""
     hit = logits.argmax(dim=1) != s["y"]
-    if hit.any():
-        best[rows[hit]] = s["x"][hit].detach()
-        fooled[rows[hit]] = True
-    keep = ~_done(fooled, group)[rows]
+    new = hit & ~fooled[rows]
+    best.index_copy_(0, rows, torch.where(_rows(new, best), s["x"].detach(), best[rows]))
+    fooled.index_copy_(0, rows, fooled[rows] | hit)
+
+
+def _compact(rows: torch.Tensor, s: dict[str, torch.Tensor], group: Groups,
+             fooled: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Keep only rows whose point is still unbroken (one host sync)."""
+    keep = ~point_done(fooled, *group)[rows]
     if bool(keep.all()):
         return rows, s
     return rows[keep], {k: v[keep] for k, v in s.items()}

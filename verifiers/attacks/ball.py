@@ -105,8 +105,8 @@ def _project_l1_box(delta: torch.Tensor, x0: torch.Tensor, radius: torch.Tensor,
 
 def random_start(x0: torch.Tensor, ball: Ball, domain: InputDomain, rand: Randomness,
                  draw: int = 0) -> torch.Tensor:
-    """A random point of the feasible set (drawn on the CPU, moved to x0's device)."""
-    noise = uniform(rand, x0.shape, draw).to(x0.device) * 2 - 1
+    """A random point of the feasible set (drawn on x0's device)."""
+    noise = uniform(rand, x0.shape, draw, x0.device) * 2 - 1
     if ball.norm == "linf":
         delta = ball.eps * noise
     else:

@@ -10,6 +10,10 @@ from torch import nn
 from verifiers.attacks.losses import attack_loss
 from verifiers.interrupt import checkpoint
 
+# Iterations between compactions of an attack's batch (APGD, FAB): dropping finished rows
+# needs their count on the host, a device-to-host sync that stalls the GPU's queue.
+SYNC_EVERY = 8
+
 
 @dataclass
 class AttackOutcome:
@@ -54,3 +58,10 @@ def logits_of(model: nn.Module, x: torch.Tensor, counter: PassCounter) -> torch.
     with torch.no_grad():
         counter.forward += len(x)
         return model(x)
+
+
+def point_done(row_done: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Per row: is any row of its point (``group``) done? No host sync."""
+    hits = torch.zeros(n_groups, dtype=torch.int32, device=group.device)
+    hits.index_add_(0, group, row_done.to(torch.int32))  # integer sums: exact on any device
+    return (hits > 0)[group]

@@ -8,6 +8,8 @@ it uses the boundary's geometry rather than a loss value, it does not care how l
 scaled; it complements APGD when losses are flat.
 
 Linf, L2 and L1; a row counts as fooled once an example within eps is found (early stop).
+As in APGD, smaller examples are recorded every iteration without a host sync and the batch
+is compacted every ``SYNC_EVERY`` iterations.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from verifiers.attacks.ball import Ball, flat_norm, project, random_start
-from verifiers.attacks.common import AttackOutcome, PassCounter, logits_of
+from verifiers.attacks.common import SYNC_EVERY, AttackOutcome, PassCounter, logits_of, point_done
 from verifiers.attacks.rowrandom import Randomness, take
 from verifiers.data import InputDomain
 from verifiers.interrupt import checkpoint
@@ -102,13 +104,14 @@ def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
     group = group if group is not None else torch.arange(len(x), device=x.device)
     found = x.clone()                      # smallest adversarial example per row so far
     found_norm = torch.full((len(x),), float("inf"), device=x.device)
+    groups = (group, int(group.max()) + 1 if len(group) else 0)
     for restart in range(cfg.restarts):
-        rows = torch.nonzero(~_point_done(found_norm <= ball.eps, group)).squeeze(1)
+        rows = torch.nonzero(~point_done(found_norm <= ball.eps, *groups)).squeeze(1)
         if len(rows) == 0:
             break
         start = None if restart == 0 else random_start(
             x[rows], Ball(ball.norm, ball.eps / 2), domain, take(generator, rows), restart)
-        _search(model, x, y, target, group, rows, start, ball, domain, cfg, found, found_norm,
+        _search(model, x, y, target, groups, rows, start, ball, domain, cfg, found, found_norm,
                 counter)
     fooled = found_norm <= ball.eps
     # A minimal example just outside the ball may still fool once pulled back onto it.
@@ -122,20 +125,14 @@ def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
     return AttackOutcome(x_adv.detach(), fooled, counter.forward, counter.backward)
 
 
-def _point_done(row_done: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-    hit = torch.zeros(int(group.max()) + 1, dtype=torch.bool, device=group.device)
-    hit[group[row_done]] = True
-    return hit[group]
-
-
 def _search(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, t_all: torch.Tensor,
-            group: torch.Tensor, rows: torch.Tensor, start: torch.Tensor | None, ball: Ball,
-            domain: InputDomain, cfg: FabConfig, found: torch.Tensor, found_norm: torch.Tensor,
-            counter: PassCounter) -> None:
+            groups: tuple[torch.Tensor, int], rows: torch.Tensor, start: torch.Tensor | None,
+            ball: Ball, domain: InputDomain, cfg: FabConfig, found: torch.Tensor,
+            found_norm: torch.Tensor, counter: PassCounter) -> None:
     x0, y, t = x_all[rows], y_all[rows], t_all[rows]
     x = x0.clone() if start is None else start
     expand = (-1, *([1] * (x0.dim() - 1)))
-    for _ in range(cfg.iterations):
+    for k in range(cfg.iterations):
         checkpoint()
         if len(rows) == 0:
             return
@@ -157,9 +154,11 @@ def _search(model: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor, t_all: t
             adv = logits_of(model, x_new, counter).argmax(1) != y
             size = flat_norm(x_new - x0, ball.norm)
             better = adv & (size < found_norm[rows])
-            found[rows[better]] = x_new[better]
-            found_norm[rows[better]] = size[better]
+            found.index_copy_(0, rows, torch.where(better.reshape(expand), x_new, found[rows]))
+            found_norm.index_copy_(0, rows, torch.where(better, size, found_norm[rows]))
             # After a success, step back towards the clean point to shrink the perturbation.
             x = torch.where(adv.reshape(expand), (1 - cfg.beta) * x0 + cfg.beta * x_new, x_new)
-            keep = ~_point_done(found_norm <= ball.eps, group)[rows]
-            rows, x0, y, t, x = rows[keep], x0[keep], y[keep], t[keep], x[keep]
+            if (k + 1) % SYNC_EVERY == 0:
+                keep = ~point_done(found_norm <= ball.eps, *groups)[rows]
+                if not bool(keep.all()):
+                    rows, x0, y, t, x = rows[keep], x0[keep], y[keep], t[keep], x[keep]

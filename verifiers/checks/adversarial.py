@@ -41,9 +41,12 @@ from verifiers.attacks.recheck import recheck
 from verifiers.attacks.rowrandom import RowRandom
 from verifiers.attacks.spatial import spatial_attack
 from verifiers.catalogue import adversarial as declared
+from verifiers.checks import timelimit
 from verifiers.checks.attack_evidence import ChunkEvidence, RadiusEvidence, merge
 from verifiers.checks.context import RunContext
 from verifiers.checks.registry import Check, register
+from verifiers.errors import TimeLimitReached
+from verifiers.interrupt import time_limit
 from verifiers.ood.reader import OutputReader
 from verifiers.plan import SHARD_SAMPLES, attack_chunks
 from verifiers.scorecard import CheckResult
@@ -62,7 +65,6 @@ def run(ctx: RunContext) -> CheckResult:
 
 def attack_all_chunks(ctx: RunContext) -> list[ChunkEvidence]:
     """:func:`attack_chunk` over every planned chunk in turn, ``ctx.progress`` spanning all."""
-    assert ctx.correct is not None, "the clean check runs first"
     spans = attack_chunks(len(ctx.eval_set))
     chunks = []
     progress = ctx.progress
@@ -81,7 +83,18 @@ def attack_surface(ctx: RunContext) -> tuple[masking.AttackSurface, Target]:
 
 
 def attack_chunk(ctx: RunContext, lo: int, hi: int) -> ChunkEvidence:
-    """Every Lp threat model's attacks on samples [lo, hi) (one shard of a job)."""
+    """Every Lp threat model's attacks on samples [lo, hi) (one shard of a job). Past the
+    standard's time limit the chunk comes back empty, marked ``cut`` with the reason."""
+    if ctx.out_of_time() or ctx.correct is None:  # no clean check: time ran out before it
+        return ChunkEvidence(lo, hi, cut=ctx.time_limit_reason)
+    try:
+        with time_limit(ctx.deadline, ctx.time_limit_reason):
+            return _attack_chunk(ctx, lo, hi)
+    except TimeLimitReached as exc:
+        return ChunkEvidence(lo, hi, cut=str(exc))
+
+
+def _attack_chunk(ctx: RunContext, lo: int, hi: int) -> ChunkEvidence:
     assert ctx.correct is not None, "the clean check runs first"
     surf, target = attack_surface(ctx)
     evidence = ChunkEvidence(lo, hi)
@@ -98,6 +111,9 @@ def attack_chunk(ctx: RunContext, lo: int, hi: int) -> ChunkEvidence:
 def summarise(ctx: RunContext, chunks: list[ChunkEvidence]) -> CheckResult:
     """Merge the chunks' evidence, run the whole-set sweeps, and compute the metrics."""
     t0 = time.perf_counter()
+    cut = next((c.cut for c in chunks if c.cut), "")
+    if cut:  # figures over part of the set would be neither bound nor estimate: none
+        return timelimit.cut(NAME, cut)
     assert ctx.correct is not None, "the clean check runs first"
     std, data = ctx.standard, ctx.eval_set
     surf, _ = attack_surface(ctx)

@@ -39,6 +39,8 @@ class ChunkEvidence:
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     rejected: int = 0
+    # Why the chunk's attacks did not finish (the standard's time limit), else "".
+    cut: str = ""
 
     def add(self, attack: str, fwd: int, bwd: int, seconds: float) -> None:
         self.forward[attack] = self.forward.get(attack, 0) + fwd
@@ -58,7 +60,7 @@ class ChunkEvidence:
             radii_meta[key] = {"slot": i, "successes": r.successes}
         meta = {"lo": self.lo, "hi": self.hi, "radii": radii_meta, "forward": self.forward,
                 "backward": self.backward, "seconds": self.seconds, "skipped": self.skipped,
-                "rejected": self.rejected}
+                "rejected": self.rejected, "cut": self.cut}
         arrays["meta"] = np.asarray(json.dumps(meta))
         buf = io.BytesIO()
         np.savez(buf, **arrays)
@@ -77,7 +79,8 @@ class ChunkEvidence:
                     successes={k: int(v) for k, v in m["successes"].items()},
                     aa_robust=npz[f"{i}.aa_robust"] if f"{i}.aa_robust" in npz.files else None)
         return cls(meta["lo"], meta["hi"], radii, meta["forward"], meta["backward"],
-                   meta["seconds"], meta["skipped"], int(meta["rejected"]))
+                   meta["seconds"], meta["skipped"], int(meta["rejected"]),
+                   meta.get("cut", ""))
 
 
 @dataclass
@@ -108,6 +111,7 @@ def merge(chunks: list[ChunkEvidence], n: int, sample_shape: tuple[int, ...]
                       c.seconds.get(attack, 0.0))
         total.skipped.update(c.skipped)
         total.rejected += c.rejected
+        total.cut = total.cut or c.cut
         for key, r in c.radii.items():
             m = merged.get(key)
             if m is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,12 +44,21 @@ class RunContext:
     ood_x: np.ndarray | None = None
     # How the model's input units map to the standard's (already in front of ``model``).
     mapping: InputMapping | None = None
+    # Epoch seconds at which the standard's ``time_limit_s`` runs out (None: no limit).
+    deadline: float | None = None
 
     _bound_graph: BoundGraph | None = field(default=None, repr=False)
     _surface: tuple[torch.nn.Module | None, AttackSurface] | None = field(default=None,
                                                                           repr=False)
     _graph_error: IntakeError | None = field(default=None, repr=False)
     _logits: tuple[OnnxRunner | None] | None = field(default=None, repr=False)
+
+    @property
+    def time_limit_reason(self) -> str:
+        return f"time limit of {self.standard.time_limit_s or 0:g} s reached"
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.time() > self.deadline
 
     def bound_graph(self) -> BoundGraph:
         """The bound engine's graph of the model, built once per run and shared by the checks

@@ -15,6 +15,10 @@ INCONCLUSIVE); ``min_samples`` makes every criterion INCONCLUSIVE on a smaller e
 ``min_group_samples`` leaves smaller groups and classes out of the worst-group figures, which
 then cannot PASS (see verifiers.standards.evaluate and verifiers/checks/subgroups.py).
 
+Time: ``time_limit_s`` caps the job's wall time; checks the run could not finish in time are
+INCONCLUSIVE with the reason, and the job still ends with a signed scorecard
+(verifiers.pipeline, verifiers.interrupt).
+
 Modules: ``spec`` (the typed standard), ``located`` (YAML with line numbers), ``schema`` (field
 rules), ``parse`` (``parse_standard``), ``builtin`` (the built-ins), ``evaluate`` (verdict).
 """

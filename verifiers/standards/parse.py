@@ -20,7 +20,7 @@ from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
           "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
-          "min_samples", "min_group_samples", "explain", "smoothing")
+          "min_samples", "min_group_samples", "explain", "smoothing", "time_limit_s")
 
 
 # Versions are stored in a 32-bit integer column; a larger one is refused here, at parse.
@@ -54,6 +54,11 @@ def parse_standard(document: str) -> Standard:
     fidelity_unit = schema.choice(doc, ("fidelity_unit",), data.get("fidelity_unit", "absolute"),
                                   FIDELITY_UNITS)
     domain = schema.input_domain(doc, data.get("input_domain"))
+    time_limit = data.get("time_limit_s")
+    if time_limit is not None:
+        time_limit = schema.number(doc, ("time_limit_s",), time_limit, low=0.0)
+        if time_limit <= 0:
+            raise doc.error(("time_limit_s",), "must be a number of seconds > 0")
     return Standard(
         name=name, version=version, description=description.strip(), norm=threats[0].norm,
         eps=threats[0].eps, pgd=budget.pgd, fidelity_tolerance=tolerance, criteria=criteria,
@@ -66,7 +71,7 @@ def parse_standard(document: str) -> Standard:
                                          data.get("min_group_samples", 0), 0),
         explain=schema.explain(doc, data.get("explain"), domain),
         explain_requested="explain" in data or any(c.check == "explain" for c in criteria),
-        smoothing=smoothing,
+        smoothing=smoothing, time_limit_s=time_limit,
     )
 
 

@@ -137,6 +137,9 @@ class Standard:
     explain_requested: bool = False
     # The ``smoothing:`` section (randomized-smoothing certificates); None when absent.
     smoothing: SmoothingConfig | None = None
+    # ``time_limit_s``: wall seconds the whole job may take, counted from its start; what
+    # could not finish in time is INCONCLUSIVE with the reason (None: no limit of its own).
+    time_limit_s: float | None = None
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
