@@ -115,3 +115,39 @@ def test_loading_a_200_mb_set_keeps_peak_memory_far_below_its_size(tmp_path):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["array_bytes"] > 190e6
     assert figures["peak_rss_growth_bytes"] < figures["array_bytes"] / 3, figures
+
+
+def test_spatial_and_corruptions_on_a_blocked_set_give_the_whole_set_figures(monkeypatch):
+    """A set larger than one block is attacked block by block; per-sample outcomes (spatial)
+    and the deterministic corruptions are exactly those of one pass over the whole set."""
+    import torch
+
+    from verifiers import diskarrays
+    from verifiers.attacks.budget import PRESETS
+    from verifiers.attacks.corruptions import corruption_sweep
+    from verifiers.attacks.spatial import spatial_attack
+    from verifiers.data import InputDomain
+    from verifiers.model import load_model
+
+    model = load_model(ROOT / "examples" / "digits_cnn.onnx")
+    data = load_eval_set(ROOT / "examples" / "digits_eval.npz")
+    x, y = data.x[:120], data.y[:120]
+    domain, cpu = InputDomain(0.0, 1.0), torch.device("cpu")
+    budget = PRESETS["quick"].spatial
+
+    def run() -> tuple:
+        spatial = spatial_attack(model.runner.predict, x, y, budget, domain, cpu)
+        accs, passes = corruption_sweep(model.runner.predict, x, y, (1, 3), domain, cpu,
+                                        torch.Generator().manual_seed(0))
+        return spatial, accs, passes
+
+    whole = run()
+    monkeypatch.setattr(diskarrays, "BLOCK_BYTES", 40 * x[0].nbytes)  # three blocks
+    blocked = run()
+    assert np.array_equal(blocked[0].robust, whole[0].robust)
+    assert np.array_equal(blocked[0].worst, whole[0].worst)
+    assert blocked[0].forward_passes >= whole[0].forward_passes > 0
+    assert blocked[2] == whole[2]
+    for key, acc in whole[1].items():
+        if not key.startswith("gaussian_noise"):  # noise is drawn per block, in block order
+            assert blocked[1][key] == acc, key

@@ -74,7 +74,10 @@ class InputDomain:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Inputs ``x`` (float32, batch first) and integer labels ``y``."""
+    """Inputs ``x`` (float32, batch first) and integer labels ``y``.
+
+    ``x`` (and ``mask``) may be read-only memory maps of the uploaded file (see
+    :func:`load_eval_set`): read them by slices or index arrays, never write into them."""
 
     x: np.ndarray
     y: np.ndarray

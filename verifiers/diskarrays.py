@@ -71,7 +71,8 @@ def read_header(fp: BinaryIO, size: int, name: str, what: str
     shape, fortran, dtype = reader(fp, max_header_size=1 << 16)
     header = fp.tell() - start
     if dtype.hasobject:
-        raise DataError(f"{what}: array {name!r} holds Python objects (pickles are refused)")
+        raise DataError(f"{what}: array {name!r} holds Python objects, not readable without "
+                        "unpickling (pickles are refused)")
     nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
     if header + nbytes > size:
         raise DataError(f"{what}: array {name!r} declares shape {shape} ({nbytes} bytes) but "
