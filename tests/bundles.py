@@ -100,3 +100,17 @@ def _hostile() -> dict[str, tuple[Callable[[bytes], bytes], str]]:
 
 
 HOSTILE = _hostile()
+
+
+def aliased(model_bytes: bytes, copies: int) -> bytes:
+    """A bundle whose every initializer is listed ``copies`` times, all naming the same bytes
+    of the data file: small on disk, ``copies`` times its data once inlined."""
+    graph, data = external_parts(model_bytes)
+    model = onnx.ModelProto.FromString(graph)
+    originals = list(model.graph.initializer)
+    for k in range(1, copies):
+        for tensor in originals:
+            twin = model.graph.initializer.add()
+            twin.CopyFrom(tensor)
+            twin.name = f"{tensor.name}_copy{k}"
+    return zip_of([("model.onnx", model.SerializeToString()), ("model.onnx.data", data)])

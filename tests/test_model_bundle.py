@@ -60,6 +60,15 @@ def test_a_bundle_over_the_size_cap_is_refused_while_unpacking(inline):
         load_model(packed, max_bytes=max(len(packed), 100_000))
 
 
+def test_many_tensors_naming_one_region_cannot_inflate_past_the_cap(inline):
+    from tests.bundles import aliased
+
+    packed = aliased(inline, 20)  # ~3 MB once inlined, under 0.3 MB as a zip
+    assert len(packed) < 400_000
+    with pytest.raises(IntakeError, match="once its data is inlined"):
+        load_model(packed, max_bytes=1_000_000)
+
+
 def test_a_bare_graph_with_external_data_is_still_refused(inline):
     graph, _ = external_parts(inline)
     with pytest.raises(IntakeError, match="zip bundle"):

@@ -51,12 +51,17 @@ def read_bundle(raw: bytes, limits: IntakeLimits) -> bytes:
         screen(model, limits, external=True)
         data_files = {n: (root / n).stat().st_size for n in names if n != graph_name}
         base = posixpath.dirname(graph_name)  # references are relative to the graph
-        for tensor in all_tensors(model):
-            if _is_external(tensor):
-                _check_reference(tensor, base, data_files)
+        # Summed before reading: many tensors naming one region would otherwise inflate a
+        # small bundle into many copies of it in memory.
+        referenced = sum(_check_reference(t, base, data_files)
+                         for t in all_tensors(model) if _is_external(t))
+        if referenced + model.ByteSize() > archive_limits.max_total:
+            raise IntakeError(f"bundle model would be {referenced + model.ByteSize()} bytes once "
+                              f"its data is inlined, over the limit of "
+                              f"{archive_limits.max_total} bytes")
         try:
             external_data_helper.load_external_data_for_model(model, str(root / base))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # OSError, ValueError, onnx's ValidationError: checked above
             raise IntakeError(f"external data cannot be read: {exc}") from exc
     for tensor in all_tensors(model):
         # DEFAULT is the field's default: cleared, the model serializes byte for byte as
@@ -82,8 +87,9 @@ def _is_external(tensor: TensorProto) -> bool:
     return tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) > 0
 
 
-def _check_reference(tensor: TensorProto, base: str, data_files: dict[str, int]) -> None:
-    """The tensor's external reference names a data member of the bundle, in bounds."""
+def _check_reference(tensor: TensorProto, base: str, data_files: dict[str, int]) -> int:
+    """The tensor's external reference names a data member of the bundle, in bounds; the
+    bytes it reads."""
     name = tensor.name[:200]
     if tensor.data_location != TensorProto.EXTERNAL or tensor.HasField("raw_data"):
         raise IntakeError(f"tensor {name!r} mixes external data with inline data")
@@ -114,6 +120,7 @@ def _check_reference(tensor: TensorProto, base: str, data_files: dict[str, int])
     if expected is None or length != expected:
         raise IntakeError(f"tensor {name!r} declares {list(tensor.dims)} (data type "
                           f"{tensor.data_type}) but its external data holds {length} bytes")
+    return length
 
 
 def _count(tensor: TensorProto) -> int:
