@@ -196,7 +196,8 @@ def _validate(staged: list[Staged], standard: Standard, low: float | None, high:
     except IntakeError as exc:
         raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
     try:
-        eval_set = load_eval_set(staged_data.read_bytes(), max_decompressed=max_decompressed)
+        # From its staged file: a large set is memory-mapped, never read whole.
+        eval_set = load_eval_set(staged_data.path, max_decompressed=max_decompressed)
     except DataError as exc:
         raise ApiError(422, "invalid_dataset", f"evaluation set refused: {exc}") from exc
     ood_x = None

@@ -98,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, helptext in (("submit", "submit to a server (for CI)"),
                            ("certify", "run the same pipeline in-process, no server")):
         c = sub.add_parser(name, help=helptext)
-        c.add_argument("model", type=Path)
+        c.add_argument("model", type=Path,
+                       help="ONNX model: .onnx, gzip, or a .zip bundle of the graph and its "
+                            "external data files")
         c.add_argument("--data", type=Path, required=True, help="evaluation set .npz (x, y)")
         c.add_argument("--standard", required=True,
                        help="standard name" + (" or YAML file" if name == "certify" else ""))

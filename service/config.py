@@ -107,7 +107,8 @@ class _EnvSettings(BaseModel):
     broker_url: str = Field("filesystem://", pattern=r"^[a-z][a-z0-9+]*://")
     storage_dir: str | None = None
     queue: str = Field("robustgate", min_length=1)
-    max_upload_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    # Per uploaded file: a ResNet-50 is ~100 MB of float32 weights, a ViT-B/16 ~350 MB.
+    max_upload_bytes: int = Field(1024 * 1024 * 1024, gt=0)
     max_decompressed_bytes: int = Field(DEFAULT_MAX_DECOMPRESSED, gt=0)
     heartbeat_seconds: float = Field(10.0, gt=0)
     stale_seconds: float = Field(120.0, gt=0)

@@ -137,7 +137,8 @@ class SqlJobStore:
                          job.input_mapping)
         model_key, dataset_key, document, seed, low, high, ood_key, mapping = spec_meta
         return JobSpec(job_id=job_id, model_bytes=self.blobs.read(model_key),
-                       dataset_bytes=self.blobs.read(dataset_key), standard_document=document,
+                       dataset_bytes=b"", dataset_path=self.blobs.path_of(dataset_key),
+                       standard_document=document,
                        seed=seed, input_low=low, input_high=high,
                        ood_bytes=self.blobs.read(ood_key) if ood_key else None,
                        started_at=started, input_mapping=mapping)

@@ -6,6 +6,7 @@ no message in the broker's queue folder.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from service.api import create_app
 from service.auth import create_token
 from service.db import Certification, Dataset, StoredModel
 from service.db.migrate import upgrade
+from tests.bundles import HOSTILE, bundle
 from tests.fixtures_service import embedded_settings
 
 
@@ -76,6 +78,9 @@ CASES = {
                    "invalid_dataset", "float"),
     "pickled_object_array": (lambda m, d, g: (m, _npz(x=np.array([{}], dtype=object), y=g.y)),
                              422, "invalid_dataset", "readable"),
+} | {  # model bundles (tests/bundles.py): each refused before any data file is read
+    f"bundle_{name}": (lambda m, d, g, build=build: (build(m), d), 422, "invalid_model", words)
+    for name, (build, words) in HOSTILE.items()
 }
 
 
@@ -149,6 +154,22 @@ def test_valid_upload_is_stored_and_queued_then_cancel_and_delete(api, good):
     # A cancelled job removed: its rows and blobs go too.
     assert client.delete(f"/v1/certifications/{job['id']}").status_code == 204
     assert _state(services)[:3] == (rows, blobs, staged)
+
+
+def test_a_model_bundle_is_accepted_and_stored_by_its_own_hash(api, good):
+    """A zip of graph + external data is stored as uploaded, content-addressed by the zip's
+    bytes; intake describes the model the inline upload is."""
+    client, services = api
+    rows, blobs, staged, queued = _state(services)
+    packed = bundle(good[0])
+    r = _post(client, packed, good[1])
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["model"]["sha256"] == hashlib.sha256(packed).hexdigest()
+    assert job["model"]["size"] == len(packed)
+    assert _state(services) == (rows + 3, blobs + 2, staged, queued + 1)
+    client.delete(f"/v1/certifications/{job['id']}")
+    assert client.delete(f"/v1/certifications/{job['id']}").status_code == 204
 
 
 def test_cancelled_job_is_not_run_by_a_worker(api, good):

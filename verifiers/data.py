@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from verifiers.diskarrays import is_mapped, map_blocks, map_members, row_blocks
 from verifiers.errors import DataError
 
 if TYPE_CHECKING:  # the standards package imports this module
@@ -73,7 +74,10 @@ class InputDomain:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Inputs ``x`` (float32, batch first) and integer labels ``y``."""
+    """Inputs ``x`` (float32, batch first) and integer labels ``y``.
+
+    ``x`` (and ``mask``) may be read-only memory maps of the uploaded file (see
+    :func:`load_eval_set`): read them by slices or index arrays, never write into them."""
 
     x: np.ndarray
     y: np.ndarray
@@ -94,37 +98,65 @@ class EvalSet:
         return self.group_names[gid] if self.group_names is not None else str(gid)
 
 
+_EVAL_ARRAYS = {"x", "y", "group", "group_names", "mask"}
+
+
 def load_eval_set(source: str | Path | bytes, *,
                   max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> EvalSet:
     """Read and validate an ``.npz`` with arrays ``x`` (float) and ``y`` (int).
 
+    From a path, ``x`` (and ``mask``) stay on disk, memory-mapped (verifiers.diskarrays):
+    a 6 GB set is read in blocks, never whole. From bytes, everything is in memory already.
     Pickled object arrays are refused (``allow_pickle=False``): the file is untrusted; so is
     one that decompresses to more than ``max_decompressed`` bytes (see :func:`open_npz`).
     """
-    raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
-    if not raw:
-        raise DataError("evaluation set is empty (0 bytes)")
     try:
-        with open_npz(raw, "evaluation set", max_decompressed) as npz:
-            names = set(npz.files)
-            missing = sorted({"x", "y"} - names)
-            if missing:
-                raise DataError(
-                    f"evaluation set lacks array(s) {', '.join(missing)}; "
-                    f"expected 'x' (float32) and 'y' (int64), found {sorted(names) or 'none'}"
-                )
-            x = npz["x"]
-            y = npz["y"]
-            group = npz["group"] if "group" in names else None
-            group_names = npz["group_names"] if "group_names" in names else None
-            mask = npz["mask"] if "mask" in names else None
+        if isinstance(source, (str, Path)):
+            arrays, sha256 = _mapped_arrays(Path(source), max_decompressed)
+        else:
+            arrays, sha256 = _loaded_arrays(source, max_decompressed)
     except DataError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
             MemoryError) as exc:
         raise DataError(f"evaluation set is not a readable .npz file: {exc}") from exc
-    return validate_arrays(x, y, hashlib.sha256(raw).hexdigest(), group=group,
-                           group_names=group_names, mask=mask)
+    missing = sorted({"x", "y"} - set(arrays))
+    if missing:
+        raise DataError(
+            f"evaluation set lacks array(s) {', '.join(missing)}; "
+            f"expected 'x' (float32) and 'y' (int64), found {sorted(arrays) or 'none'}"
+        )
+    return validate_arrays(arrays["x"], np.asarray(arrays["y"]), sha256,
+                           group=_in_memory(arrays.get("group")),
+                           group_names=_in_memory(arrays.get("group_names")),
+                           mask=arrays.get("mask"))
+
+
+def _loaded_arrays(raw: bytes, max_decompressed: int) -> tuple[dict[str, np.ndarray], str]:
+    if not raw:
+        raise DataError("evaluation set is empty (0 bytes)")
+    with open_npz(raw, "evaluation set", max_decompressed) as npz:
+        arrays = {name: npz[name] for name in npz.files if name in _EVAL_ARRAYS}
+        others = [name for name in npz.files if name not in _EVAL_ARRAYS]
+    return arrays | dict.fromkeys(others), hashlib.sha256(raw).hexdigest()
+
+
+def _mapped_arrays(path: Path, max_decompressed: int) -> tuple[dict[str, np.ndarray], str]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fp:
+        while chunk := fp.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    if not size:
+        raise DataError("evaluation set is empty (0 bytes)")
+    with zipfile.ZipFile(path) as archive:
+        listed = {i.filename[:-4] for i in archive.infolist() if i.filename.endswith(".npy")}
+    arrays = map_members(path, _EVAL_ARRAYS, "evaluation set", max_decompressed)
+    return arrays | dict.fromkeys(listed - set(arrays)), digest.hexdigest()
+
+
+def _in_memory(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else np.array(a)
 
 
 def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "", *,
@@ -143,11 +175,17 @@ def validate_arrays(x: np.ndarray, y: np.ndarray, sha256: str = "", *,
         raise DataError("evaluation set has no samples")
     if x.shape[0] != y.shape[0]:
         raise DataError(f"'x' has {x.shape[0]} samples but 'y' has {y.shape[0]} labels")
-    if not np.all(np.isfinite(x)):
+    # Block by block: a whole-array temporary of a 6 GB set would be 1.5 GB of booleans.
+    if not all(np.isfinite(block).all() for block in row_blocks(x)):
         raise DataError("'x' contains NaN or infinite values")
     if y.min() < 0:
         raise DataError(f"labels must be >= 0, found {int(y.min())}")
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    if is_mapped(x) and not (x.dtype == np.float32 and x.flags.c_contiguous):
+        x32 = map_blocks(x, lambda block: block, np.float32)  # converted on disk
+    elif is_mapped(x):
+        x32 = x
+    else:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
     ids, names = validate_groups(group, group_names, x.shape[0])
     return EvalSet(x=x32, y=y.astype(np.int64), sha256=sha256, group=ids, group_names=names,
                    mask=validate_mask(mask, x.shape))
@@ -164,10 +202,15 @@ def validate_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray
     if tuple(mask.shape) != tuple(shape):
         raise DataError(f"'mask' has shape {list(mask.shape)} but 'x' has {list(shape)} "
                         "(one mask value per input value)")
-    flat = mask.reshape(len(mask), -1)
-    empty = np.flatnonzero(~flat.any(axis=1))
-    if len(empty):
-        raise DataError(f"'mask' of sample {int(empty[0])} is all False: it marks no evidence")
+    start = 0
+    for block in row_blocks(mask):
+        empty = np.flatnonzero(~block.reshape(len(block), -1).any(axis=1))
+        if len(empty):
+            raise DataError(f"'mask' of sample {start + int(empty[0])} is all False: it marks "
+                            "no evidence")
+        start += len(block)
+    if is_mapped(mask):
+        return mask if mask.flags.c_contiguous else map_blocks(mask, lambda b: b, np.bool_)
     return np.ascontiguousarray(mask)
 
 
@@ -227,7 +270,7 @@ def resolve_domain(eval_set: EvalSet, declared: DomainSpec | None, low: float | 
     if (low is None) != (high is None):
         raise DataError("give both ends of the input range, or neither")
     given = None if low is None or high is None else InputDomain(float(low), float(high))
-    x_min, x_max = float(eval_set.x.min()), float(eval_set.x.max())
+    x_min, x_max = value_range(eval_set.x)
     if declared is not None and not declared.from_data:
         assert declared.low is not None and declared.high is not None
         domain = InputDomain(declared.low, declared.high)
@@ -255,6 +298,12 @@ def resolve_domain(eval_set: EvalSet, declared: DomainSpec | None, low: float | 
         raise DataError(f"evaluation inputs span [{x_min:g}, {x_max:g}]{after}, outside the "
                         f"input domain of {standard}: {where}. {_domain_hint(mapped)}")
     return domain
+
+
+def value_range(x: np.ndarray) -> tuple[float, float]:
+    """(min, max) of ``x``, read block by block (exact: the same as ``x.min(), x.max()``)."""
+    lows, highs = zip(*((block.min(), block.max()) for block in row_blocks(x)), strict=True)
+    return float(min(lows)), float(max(highs))
 
 
 def _domain_hint(mapped: bool) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from verifiers.diskarrays import map_blocks
 from verifiers.errors import DataError, IntakeError
 
 FIX_HINT = ("if the model takes normalised inputs, declare how they map to the standard's "
@@ -75,7 +76,8 @@ class InputMapping:
         """Model units -> the standard's units, float32."""
         mean = self._broadcast(self.mean, x.shape[1:])
         std = self._broadcast(self.std, x.shape[1:])
-        return np.ascontiguousarray(x * std + mean, dtype=np.float32)
+        # Block by block: a memory-mapped set is mapped into a temporary file, not memory.
+        return map_blocks(x, lambda block: block * std + mean, np.float32)
 
     def prefix(self, model: onnx.ModelProto, sample_shape: Sequence[int]) -> onnx.ModelProto:
         """The model with ``z = (p - mean) / std`` in front: it takes standard units."""

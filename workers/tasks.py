@@ -229,7 +229,7 @@ def run_job(store: JobStore, job_id: str, device: str | None = None) -> None:
 
 def _inputs(spec: JobSpec) -> tuple:
     standard = parse_standard(spec.standard_document)
-    eval_set: EvalSet = load_eval_set(spec.dataset_bytes)
+    eval_set: EvalSet = load_eval_set(spec.dataset)
     ood_x = load_ood_x(spec.ood_bytes) if spec.ood_bytes is not None else None
     return standard, eval_set, ood_x
 

@@ -20,7 +20,8 @@ def _tenant(request: Request) -> int:
 @router.post("/certifications", status_code=202, response_model=CertificationOut)
 def create_certification(
     request: Request,
-    model: UploadFile = File(..., description="ONNX model (.onnx)"),
+    model: UploadFile = File(..., description=(
+        "ONNX model: .onnx, gzip, or a .zip bundle of the graph and its external data files")),
     data: UploadFile = File(..., description="evaluation set .npz with x float32, y int64"),
     standard: str = Form(..., description="name of the standard, see GET /v1/standards"),
     input_low: float | None = Form(None, description="lowest valid input value"),

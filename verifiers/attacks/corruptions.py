@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from verifiers.data import InputDomain
+from verifiers.diskarrays import block_rows
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -67,13 +68,25 @@ def names_for(x: np.ndarray) -> tuple[str, ...]:
 def corruption_sweep(predict: Predict, x: np.ndarray, y: np.ndarray,
                      severities: tuple[int, ...], domain: InputDomain, device: torch.device,
                      generator: torch.Generator) -> tuple[dict[str, float], int]:
-    """``{"<name>.<severity>": accuracy}`` over all samples, and the forward passes spent."""
-    xt = torch.from_numpy(x).to(device)
+    """``{"<name>.<severity>": accuracy}`` over all samples, and the forward passes spent.
+
+    A set larger than one block (verifiers.diskarrays; possibly memory-mapped) is corrupted
+    block by block, never whole: the same corruptions, the noise drawn in block order."""
+    step = block_rows(x)
+    blocks = [(0, len(x))] if len(x) <= step else \
+        [(lo, min(lo + step, len(x))) for lo in range(0, len(x), step)]
+    # Copies (at most one block each): ``x`` may be a read-only memory map.
+    whole = torch.from_numpy(np.array(x)).to(device) if len(blocks) == 1 else None
     out: dict[str, float] = {}
     passes = 0
     for name in names_for(x):
         for s in severities:
-            bad = corrupt(xt, name, s, domain, generator).cpu().numpy()
-            out[f"{name}.{s}"] = float((predict(bad) == y).mean())
-            passes += len(bad)
+            correct = 0
+            for lo, hi in blocks:
+                xt = whole if whole is not None else \
+                    torch.from_numpy(np.array(x[lo:hi])).to(device)
+                bad = corrupt(xt, name, s, domain, generator).cpu().numpy()
+                correct += int((predict(bad) == y[lo:hi]).sum())
+                passes += len(bad)
+            out[f"{name}.{s}"] = correct / len(x)
     return out, passes

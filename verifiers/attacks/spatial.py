@@ -18,10 +18,12 @@ import torch.nn.functional as F
 
 from verifiers.attacks.budget import SpatialBudget
 from verifiers.data import InputDomain
+from verifiers.diskarrays import block_rows
 from verifiers.interrupt import checkpoint
 
 Predict = Callable[[np.ndarray], np.ndarray]
 _ROWS_PER_CALL = 4096
+_BYTES_PER_CALL = 256 * 1024 * 1024  # transformed rows per call, for large sets
 
 
 @dataclass
@@ -65,10 +67,28 @@ def spatial_attack(predict: Predict, x: np.ndarray, y: np.ndarray, budget: Spati
     if x.ndim != 4:
         raise ValueError(f"spatial transforms need (N, C, H, W) inputs, got {x.shape}")
     points = grid(budget)
+    step = block_rows(x)
+    if len(x) <= step:
+        # A copy (at most one block): ``x`` may be a read-only memory map.
+        return _spatial(predict, np.array(x), y, points, domain, device, _ROWS_PER_CALL)
+    # A large (possibly memory-mapped) set: block by block, each block in memory, calls
+    # capped in bytes too. Each sample's outcome is its own, so blocks change no result.
+    row_bytes = x[0].nbytes
+    rows = max(step, min(_ROWS_PER_CALL, _BYTES_PER_CALL // row_bytes))
+    parts = [_spatial(predict, np.array(x[lo:lo + step]), y[lo:lo + step], points, domain,
+                      device, rows)
+             for lo in range(0, len(x), step)]
+    return SpatialOutcome(np.concatenate([p.robust for p in parts]),
+                          np.concatenate([p.worst for p in parts]), points,
+                          sum(p.forward_passes for p in parts))
+
+
+def _spatial(predict: Predict, x: np.ndarray, y: np.ndarray, points: list,
+             domain: InputDomain, device: torch.device, rows_per_call: int) -> SpatialOutcome:
     robust = np.ones(len(x), dtype=bool)
     worst = np.full(len(x), -1)
     passes = 0
-    per_call = max(1, _ROWS_PER_CALL // max(len(x), 1))
+    per_call = max(1, rows_per_call // max(len(x), 1))
     xt = torch.from_numpy(x).to(device)
     for start in range(0, len(points), per_call):
         checkpoint()

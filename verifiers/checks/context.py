@@ -78,7 +78,8 @@ class RunContext:
         once per run from the fidelity check's module and shared by every attack chunk, the
         adversarial summary and the sanity checks."""
         if self._surface is None or self._surface[0] is not self.module:  # rebuilt on a new one
-            probe = torch.from_numpy(self.eval_set.x[:64]).to(self.device)
+            # A copy: x may be a read-only memory map (verifiers.diskarrays).
+            probe = torch.from_numpy(np.array(self.eval_set.x[:64])).to(self.device)
             self._surface = (self.module, masking.surface(
                 self.model.proto, self.model.info.output_name, self.module,
                 self.white_box_reason, probe, self.standard.budget.eot))

@@ -106,8 +106,9 @@ def torch_scores(module: nn.Module, x: np.ndarray, device: torch.device,
     outs = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size],
-                                                          dtype=np.float32)).to(device)
+            # A copy: ``x`` may be a read-only memory map (verifiers.diskarrays).
+            chunk = torch.from_numpy(np.array(x[start:start + batch_size],
+                                              dtype=np.float32)).to(device)
             if isinstance(module, LogitsView):
                 out = module(chunk) if space == "logits" else module.scores(chunk)
             else:

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelInfo:
-    sha256: str  # of the bytes as uploaded (gzip or not)
+    sha256: str  # of the bytes as uploaded (gzip, bundle or plain)
     size: int  # bytes as uploaded
     opset: int
     producer: str
@@ -27,6 +27,7 @@ class ModelInfo:
     # How the converted model obtains logits: "output", "cut <op> <node>" or "log(output)".
     logits_from: str = "output"
     compressed: bool = False  # uploaded as gzip
+    bundle: bool = False  # uploaded as a zip bundle (graph + external data files)
     onnx_size: int = 0  # serialized ONNX bytes after decompression
     max_bytes: int = 0  # the size cap the upload was checked against
     stochastic: bool = False  # random ops on the output path, accepted for EOT
@@ -38,6 +39,7 @@ class ModelInfo:
             "size": self.size,
             "onnx_size": self.onnx_size,
             "compressed": self.compressed,
+            "bundle": self.bundle,
             "max_bytes": self.max_bytes,
             "opset": self.opset,
             "producer": self.producer,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# A ViT-B/16 is ~350 MB of float32 weights; 1 GiB leaves room (protobuf's own cap is 2 GB).
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class IntakeLimits:
     """Sizes an upload may claim. Every cap is checked in Python, before onnx/onnxruntime."""
 
-    # Serialized model, after gzip decompression (the upload itself is capped too).
+    # Serialized model, after gzip decompression or with a bundle's external data inlined
+    # (the upload itself is capped too).
     max_bytes: int = DEFAULT_MAX_BYTES
     # Elements of one input sample: the probes and attacks allocate batches of these.
     max_input_elements: int = 1 << 24

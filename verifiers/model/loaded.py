@@ -62,11 +62,11 @@ def load_model(source: str | Path | bytes, *, allow_random: bool = False,
     """Intake, batch normalisation and a seeded trial run that learns the output's meaning.
 
     ``allow_random`` accepts random ops on the output path (for EOT attacks); ``max_bytes``
-    caps the upload and its gzip-decompressed size.
+    caps the upload and its gzip-decompressed (or bundle-inlined) size.
     """
     raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
     limits = IntakeLimits(max_bytes=max_bytes)
-    data, compressed = unpack(_require_bytes(raw), limits.max_bytes)
+    data, packing = unpack(_require_bytes(raw), limits.max_bytes)
     proto = parse_bytes(data, limits)
     proto, zip_note = unzip_zipmap(proto)
     inp, output = model_input(proto), pick_output(proto)
@@ -89,7 +89,8 @@ def load_model(source: str | Path | bytes, *, allow_random: bool = False,
         notes.append(f"stochastic: {', '.join(random_ops[:5])} (accepted for EOT)")
     info = dataclasses.replace(
         info, input_shape=input_shape, batch=batch.status, batch_detail=batch.detail,
-        compressed=compressed, onnx_size=len(data), max_bytes=limits.max_bytes,
+        compressed=packing == "gzip", bundle=packing == "bundle", onnx_size=len(data),
+        max_bytes=limits.max_bytes,
         stochastic=bool(random_ops))
     runner = OnnxRunner(proto.SerializeToString(), info)
     probe = _probe_inputs(input_shape, runner.fixed_batch or _PROBE_ROWS)

@@ -26,6 +26,6 @@ def load_mapped(model_bytes: bytes, loaded: LoadedModel, mapping: InputMapping,
     note = (f"input mapping in front of the graph: z = (x - {list(mapping.mean)}) / "
             f"{list(mapping.std)}")
     info = dataclasses.replace(mapped.info, sha256=loaded.info.sha256, size=loaded.info.size,
-                               compressed=loaded.info.compressed,
+                               compressed=loaded.info.compressed, bundle=loaded.info.bundle,
                                notes=(*mapped.info.notes, note))
     return dataclasses.replace(mapped, info=info)

@@ -20,15 +20,18 @@ RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
                         "RandomUniformLike", "Multinomial", "Bernoulli"})
 _GRAPH_ATTRS = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
 # Bytes per element of the types whose raw_data length can be checked exactly.
-_ITEMSIZE = {TensorProto.FLOAT: 4, TensorProto.DOUBLE: 8, TensorProto.FLOAT16: 2,
+ITEMSIZE = {TensorProto.FLOAT: 4, TensorProto.DOUBLE: 8, TensorProto.FLOAT16: 2,
              TensorProto.BFLOAT16: 2, TensorProto.INT64: 8, TensorProto.INT32: 4,
              TensorProto.INT16: 2, TensorProto.INT8: 1, TensorProto.UINT8: 1,
              TensorProto.UINT16: 2, TensorProto.UINT32: 4, TensorProto.UINT64: 8,
              TensorProto.BOOL: 1}
 
 
-def screen(model: onnx.ModelProto, limits: IntakeLimits) -> None:
-    """Every structural refusal that needs no shape inference; raises IntakeError."""
+def screen(model: onnx.ModelProto, limits: IntakeLimits, *, external: bool = False) -> None:
+    """Every structural refusal that needs no shape inference; raises IntakeError.
+
+    ``external``: the graph came in a bundle (verifiers.model.bundle), which checks its
+    external references itself; anywhere else a reference to a file is refused."""
     graph = model.graph
     if not graph.node and not graph.output:
         raise IntakeError("model is not a valid ONNX protobuf: it has no graph")
@@ -47,9 +50,13 @@ def screen(model: onnx.ModelProto, limits: IntakeLimits) -> None:
             raise IntakeError(f"node {node.name!r} ({node.op_type}) has a subgraph: control "
                               "flow (If/Loop/Scan) is not supported, export a feed-forward graph")
     _refuse_bad_opsets(model)
-    _refuse_external_data(model)
-    for tensor in _all_tensors(model):
-        _check_tensor(tensor, limits)
+    if not external:
+        _refuse_external_data(model)
+    for tensor in all_tensors(model):
+        if not (external and _is_external(tensor)):
+            _check_tensor(tensor, limits)
+        else:
+            _check_dims(tensor, limits)
     for value_info in [*graph.input, *graph.output, *graph.value_info]:
         _check_declared_shape(value_info, limits)
 
@@ -114,15 +121,20 @@ def _refuse_bad_opsets(model: onnx.ModelProto) -> None:
 
 def _refuse_external_data(model: onnx.ModelProto) -> None:
     # A tensor stored "outside" the protobuf names a file path: path traversal (CVE-2022-25882).
-    for tensor in _all_tensors(model):
-        if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
+    for tensor in all_tensors(model):
+        if _is_external(tensor):
             raise IntakeError(
                 f"tensor {tensor.name!r} references external data; upload a self-contained "
-                "model (onnx.save with save_as_external_data=False)"
+                "model (onnx.save with save_as_external_data=False), or the graph and its "
+                "data files together as one zip bundle"
             )
 
 
-def _all_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
+def _is_external(tensor: TensorProto) -> bool:
+    return tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def all_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
     graph = model.graph
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
@@ -141,7 +153,8 @@ def _all_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
                 yield sparse.indices
 
 
-def _check_tensor(tensor: TensorProto, limits: IntakeLimits) -> None:
+def _check_dims(tensor: TensorProto, limits: IntakeLimits) -> int:
+    """The declared element count, refused when negative or over the cap."""
     dims = list(tensor.dims)
     if any(d < 0 for d in dims):
         raise IntakeError(f"tensor {tensor.name!r} declares negative dimensions {dims}")
@@ -149,7 +162,13 @@ def _check_tensor(tensor: TensorProto, limits: IntakeLimits) -> None:
     if count > limits.max_tensor_elements:
         raise IntakeError(f"tensor {tensor.name!r} declares {count} elements, over the limit "
                           f"of {limits.max_tensor_elements}")
-    itemsize = _ITEMSIZE.get(tensor.data_type)
+    return count
+
+
+def _check_tensor(tensor: TensorProto, limits: IntakeLimits) -> None:
+    dims = list(tensor.dims)
+    count = _check_dims(tensor, limits)
+    itemsize = ITEMSIZE.get(tensor.data_type)
     if tensor.HasField("raw_data") and itemsize is not None:
         stored = len(tensor.raw_data) // itemsize
         exact = len(tensor.raw_data) % itemsize == 0

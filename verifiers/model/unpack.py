@@ -1,7 +1,9 @@
-"""Size cap and gzip support for uploaded model bytes.
+"""Size cap, gzip and zip-bundle support for uploaded model bytes.
 
-Decompression streams in bounded chunks and stops at the cap, so a small gzip bomb is refused
-after at most ``max_bytes`` of output instead of exhausting memory.
+A zip is a model bundle (verifiers.model.bundle): its graph is screened and its external data
+inlined, so every later stage sees one self-contained model. Gzip decompression streams in
+bounded chunks and stops at the cap, so a small gzip bomb is refused after at most
+``max_bytes`` of output instead of exhausting memory.
 """
 
 from __future__ import annotations
@@ -9,19 +11,25 @@ from __future__ import annotations
 import zlib
 
 from verifiers.errors import IntakeError
+from verifiers.model.archive import ZIP_MAGIC
+from verifiers.model.bundle import read_bundle
+from verifiers.model.limits import IntakeLimits
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
-def unpack(raw: bytes, max_bytes: int) -> tuple[bytes, bool]:
-    """(serialized ONNX, whether it was gzip-compressed); refuses anything over the cap."""
+def unpack(raw: bytes, max_bytes: int) -> tuple[bytes, str]:
+    """(serialized self-contained ONNX, how it came: "" plain, "gzip" or "bundle");
+    refuses anything over the cap."""
     if len(raw) > max_bytes:
         raise IntakeError(f"model file is {len(raw)} bytes, over the limit of {max_bytes} bytes")
+    if raw.startswith(ZIP_MAGIC):
+        return read_bundle(raw, IntakeLimits(max_bytes=max_bytes)), "bundle"
     if not raw.startswith(GZIP_MAGIC):
-        return raw, False
-    return _gunzip(raw, max_bytes), True
+        return raw, ""
+    return _gunzip(raw, max_bytes), "gzip"
 
 
 def _gunzip(raw: bytes, max_bytes: int) -> bytes:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verifiers.data import InputDomain
+from verifiers.diskarrays import mean_std
 from verifiers.errors import DataError
 from verifiers.ood.config import OodConfig
 
@@ -118,7 +119,8 @@ def _uniform_noise(x_id: np.ndarray, d: InputDomain, cfg: OodConfig,
 
 def _gaussian_noise(x_id: np.ndarray, d: InputDomain, cfg: OodConfig,
                     rng: np.random.Generator) -> Built:
-    mean, std = float(x_id.mean()), float(x_id.std()) or (d.high - d.low) / 4
+    mean, std = mean_std(x_id)
+    std = std or (d.high - d.low) / 4
     x = rng.normal(mean, std, size=(cfg.samples_per_suite, *x_id.shape[1:]))
     return np.clip(x, d.low, d.high), (
         f"i.i.d. normal with the evaluation set's mean {mean:.4g} and std {std:.4g}, "

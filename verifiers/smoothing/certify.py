@@ -68,7 +68,7 @@ def certify_samples(base: BaseClassifier, x: np.ndarray, index: np.ndarray,
     out = np.zeros((len(index), 4))
     for k, i in enumerate(index.tolist()):
         progress(k / max(len(index), 1))
-        row = torch.from_numpy(np.ascontiguousarray(x[i], dtype=np.float32)).to(base.device)
+        row = torch.from_numpy(np.array(x[i], dtype=np.float32)).to(base.device)  # x may be mapped
         out[k] = certify_one(base, row, cfg, seed, i)
     return Certificates(index=index, certified_class=out[:, 0].astype(np.int64),
                         radius=out[:, 1], p_lower=out[:, 2],
