@@ -100,6 +100,7 @@ class _EnvSettings(BaseModel):
     max_explain_samples: int = Field(DEFAULT_CEILINGS.explain_samples, ge=1)
     max_smoothing_n: int = Field(DEFAULT_CEILINGS.smoothing_n, ge=1)
     max_sanity_factor: int = Field(DEFAULT_CEILINGS.sanity_factor, ge=1)
+    max_bab_seconds: int = Field(DEFAULT_CEILINGS.bab_seconds, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -2,8 +2,9 @@
 counterexample) or unknown (with the reason).
 
 Order: counterexample search (random points, then PGD), then bounds (IBP -> CROWN ->
-alpha-CROWN, up to ``method``), then Marabou for regions still open on small networks. The
-property holds only when every region of the property is proved empty.
+alpha-CROWN, up to ``method``), then branch and bound (``verifiers.bounds.bab``) on the
+regions still open, then Marabou for regions still open on small networks. The property holds
+only when every region of the property is proved empty.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from verifiers.bounds.bab import BabConfig, branch_and_bound
 from verifiers.bounds.complete import marabou_query
 from verifiers.bounds.crown import LinearSpec
 from verifiers.bounds.engine import BoundConfig, Method, bound_spec
@@ -43,6 +45,9 @@ class VerifyConfig:
     bounds: BoundConfig = field(default_factory=BoundConfig)
     falsify: FalsifyConfig = field(default_factory=FalsifyConfig)
     marabou_max_neurons: int = 2000  # activation neurons; larger networks skip Marabou (0: off)
+    # branch and bound on regions the bounds leave open (None: off); it gets the whole
+    # remaining time, or half of it when Marabou can run after it
+    bab: BabConfig | None = field(default_factory=BabConfig)
     device: str = "cpu"
 
 
@@ -53,7 +58,7 @@ class VerificationResult:
     output: np.ndarray | None  # onnxruntime output at the counterexample
     reason: str
     seconds: float
-    decided_by: str = ""  # sampling, pgd, ibp, crown, alpha-crown, marabou
+    decided_by: str = ""  # sampling, pgd, ibp, crown, alpha-crown, bab, bab-pgd, marabou
 
 
 def verify_vnnlib(model_bytes: bytes, vnnlib_text: str, method: Method | str = Method.ALPHA_CROWN,
@@ -99,6 +104,23 @@ def verify_vnnlib(model_bytes: bytes, vnnlib_text: str, method: Method | str = M
                                               config, deadline, proved_by)
         except RuntimeError as exc:  # out of memory or a torch failure: leave it to Marabou
             reasons.append(f"bounds failed: {str(exc)[:200]}")
+    if open_regions and graph is not None and config.bab is not None \
+            and time.monotonic() < deadline:
+        share = 0.5 if _small_enough(graph, config) else 1.0
+        try:
+            bab = branch_and_bound(graph, [prop.regions[i] for i in open_regions],
+                                   loaded.runner, config.bab,
+                                   time.monotonic() + share * (deadline - time.monotonic()))
+        except RuntimeError as exc:  # out of memory or a torch failure: leave it to Marabou
+            reasons.append(f"branch and bound failed: {str(exc)[:200]}")
+        else:
+            if bab.status == "violated":
+                return answer("violated", "", bab.counterexample.found_by, bab.counterexample,
+                              shape)
+            if len(bab.open_regions) < len(open_regions):
+                proved_by.add("bab")
+            open_regions = [open_regions[i] for i in bab.open_regions]
+            reasons.append(bab.reason)
     if open_regions and _small_enough(graph, config):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"

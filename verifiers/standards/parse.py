@@ -20,7 +20,7 @@ from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
           "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
-          "min_samples", "min_group_samples", "explain", "smoothing")
+          "min_samples", "min_group_samples", "explain", "smoothing", "certified")
 
 
 # Versions are stored in a 32-bit integer column; a larger one is refused here, at parse.
@@ -66,6 +66,7 @@ def parse_standard(document: str) -> Standard:
                                          data.get("min_group_samples", 0), 0),
         explain=schema.explain(doc, data.get("explain"), domain),
         smoothing=smoothing,
+        certified=schema.certified(doc, data.get("certified")),
     )
 
 
