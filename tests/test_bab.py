@@ -20,6 +20,8 @@ from verifiers.bounds.bab import BabConfig, branch_and_bound
 from verifiers.bounds.complete import marabou_query
 from verifiers.bounds.ops import Interval
 from verifiers.bounds.verify import VerifyConfig, verify_vnnlib
+from verifiers.errors import ShardTimeout
+from verifiers.interrupt import Interrupt, watching
 from verifiers.model import load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -128,6 +130,11 @@ def test_deadline_and_cancel_give_unknown_in_time():
     cancelled = branch_and_bound(inst.graph, [inst.region], inst.loaded.runner, BabConfig(),
                                  time.monotonic() + 60, cancel=lambda: True)
     assert cancelled.status == "unknown" and "cancelled" in cancelled.reason
+    # a job's interrupt (verifiers.interrupt) reaches the loop too, and ends the run
+    t0 = time.monotonic()
+    with pytest.raises(ShardTimeout), watching(Interrupt(deadline=t0 + 0.3)):
+        inst.bab(timeout=60, split="relu")
+    assert time.monotonic() - t0 < 2.5
 
 
 def _vnnlib(inst: Instance) -> str:

@@ -111,19 +111,21 @@ def choose_relu(graph: BoundGraph, dom: Domains, layers: list[SplitLayer],
     cand = torch.cat([s1.topk(k, 1).indices, s2.topk(k, 1).indices], 1)  # [B, 2k]
     valid = torch.isfinite(torch.gather(s2, 1, cand))
     batch, width = cand.shape
-    layer, neuron = locate(layers, cand.reshape(-1))
-    # children: subdomain-major, then candidate, then phase (+1, -1)
-    parent = torch.arange(batch, device=cand.device).repeat_interleave(2 * width)
-    trial = dom.take(parent)
-    phase = torch.tensor([1, -1], device=cand.device).repeat(batch * width)
-    apply_splits(trial, layers, layer.repeat_interleave(2), neuron.repeat_interleave(2), phase)
-    lagrange = {k: trial.betas[k] * trial.signs[k].to(trial.betas[k].dtype).unsqueeze(1)
-                for k in trial.betas}
-    with torch.no_grad():
-        rows = C.shape[1]
-        A0 = C[parent].reshape(len(parent), rows, *graph.output_shape)
-        lower = walk(graph, trial.bounds, A0, trial.alphas, lagrange).lower + d[parent]
-    worst = lower.max(1).values.reshape(batch, width, 2).min(2).values
+    rows = C.shape[1]
+    twice = torch.arange(batch, device=cand.device).repeat_interleave(2)
+    phase = torch.tensor([1, -1], device=cand.device).repeat(batch)
+    A0 = C[twice].reshape(2 * batch, rows, *graph.output_shape)
+    worst = torch.full((batch, width), -math.inf, dtype=C.dtype, device=C.device)
+    # one candidate column at a time: 2B copies of the bounds, not 2B x 2k
+    for c in range(width):
+        layer, neuron = locate(layers, cand[:, c])
+        trial = dom.take(twice)
+        apply_splits(trial, layers, layer[twice], neuron[twice], phase)
+        lagrange = {t: trial.betas[t] * trial.signs[t].to(trial.betas[t].dtype).unsqueeze(1)
+                    for t in trial.betas}
+        with torch.no_grad():
+            lower = walk(graph, trial.bounds, A0, trial.alphas, lagrange).lower + d[twice]
+        worst[:, c] = lower.max(1).values.reshape(batch, 2).min(1).values
     worst = torch.where(valid, worst, torch.full_like(worst, -math.inf))
     best = worst.argmax(1)
     pick = torch.gather(cand, 1, best[:, None]).squeeze(1)

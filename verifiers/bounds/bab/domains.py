@@ -9,6 +9,7 @@ pass of the engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,64 +35,77 @@ class Domains:
         """Per subdomain: the best row (the subdomain is proved once one row is positive)."""
         return self.lower.max(1).values
 
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Domains:
+        return Domains(fn(self.region),
+                       {k: Interval(fn(v.lower), fn(v.upper)) for k, v in self.bounds.items()},
+                       {k: fn(v) for k, v in self.signs.items()},
+                       {k: fn(v) for k, v in self.alphas.items()},
+                       {k: fn(v) for k, v in self.betas.items()},
+                       fn(self.lower), fn(self.depth))
+
+    def tensors(self) -> Iterator[Tensor]:
+        yield self.region
+        for v in self.bounds.values():
+            yield v.lower
+            yield v.upper
+        for group in (self.signs, self.alphas, self.betas):
+            yield from group.values()
+        yield self.lower
+        yield self.depth
+
     def take(self, idx: Tensor) -> Domains:
-        return Domains(self.region[idx],
-                       {k: Interval(v.lower[idx], v.upper[idx]) for k, v in self.bounds.items()},
-                       {k: v[idx] for k, v in self.signs.items()},
-                       {k: v[idx] for k, v in self.alphas.items()},
-                       {k: v[idx] for k, v in self.betas.items()},
-                       self.lower[idx], self.depth[idx])
-
-    @staticmethod
-    def cat(parts: list[Domains]) -> Domains:
-        first = parts[0]
-        if len(parts) == 1:
-            return first
-
-        def join(key: str) -> dict[str, Tensor]:
-            return {k: torch.cat([getattr(p, key)[k] for p in parts]) for k in getattr(first, key)}
-
-        bounds = {k: Interval(torch.cat([p.bounds[k].lower for p in parts]),
-                              torch.cat([p.bounds[k].upper for p in parts]))
-                  for k in first.bounds}
-        return Domains(torch.cat([p.region for p in parts]), bounds, join("signs"),
-                       join("alphas"), join("betas"), torch.cat([p.lower for p in parts]),
-                       torch.cat([p.depth for p in parts]))
+        return self.map(lambda t: t[idx])
 
 
 class Pool:
     """Open subdomains; the ones with the lowest bound are bounded first (best-first: the
-    likeliest to hold a counterexample, and the ones that decide the proof)."""
+    likeliest to hold a counterexample, and the ones that decide the proof).
+
+    One buffer with spare capacity: a push writes at the end (amortised O(pushed)), a pop
+    fills its holes with the last entries (O(popped)), so neither copies the whole pool.
+    """
 
     def __init__(self) -> None:
-        self._store: Domains | None = None
-        self._pending: list[Domains] = []
+        self._buf: Domains | None = None
+        self._n = 0
 
     def __len__(self) -> int:
-        return (len(self._store) if self._store is not None else 0) + sum(
-            len(p) for p in self._pending)
+        return self._n
 
     def push(self, domains: Domains) -> None:
-        if len(domains):
-            self._pending.append(domains)
+        m = len(domains)
+        if m == 0:
+            return
+        if self._buf is None or self._n + m > len(self._buf):
+            capacity = max(2 * (self._n + m), 64)
+            grown = domains.map(lambda t: t.new_empty((capacity, *t.shape[1:])))
+            if self._buf is not None:
+                for dst, src in zip(grown.tensors(), self._buf.tensors(), strict=True):
+                    dst[:self._n] = src[:self._n]
+            self._buf = grown
+        for dst, src in zip(self._buf.tensors(), domains.tensors(), strict=True):
+            dst[self._n:self._n + m] = src
+        self._n += m
 
     def pop(self, count: int) -> Domains:
-        self._flush()
-        assert self._store is not None
-        score = self._store.score()
-        count = min(count, len(score))
-        idx = torch.topk(-score, count).indices
-        keep = torch.ones(len(score), dtype=torch.bool, device=score.device)
-        keep[idx] = False
-        out = self._store.take(idx)
-        self._store = self._store.take(keep.nonzero().squeeze(1))
+        assert self._buf is not None and self._n > 0
+        n = self._n
+        score = self._buf.lower[:n].max(1).values
+        count = min(count, n)
+        idx = torch.topk(-score, count).indices  # lowest bound first
+        out = self._buf.take(idx)
+        rest = n - count
+        popped = torch.zeros(n, dtype=torch.bool, device=idx.device)
+        popped[idx] = True
+        holes = idx[idx < rest]
+        movers = (~popped[rest:]).nonzero().squeeze(1) + rest
+        if holes.numel():
+            for t in self._buf.tensors():
+                t[holes] = t[movers]
+        self._n = rest
         return out
 
     def regions(self) -> list[int]:
-        self._flush()
-        return [] if self._store is None else sorted(set(self._store.region.tolist()))
-
-    def _flush(self) -> None:
-        parts = ([self._store] if self._store is not None else []) + self._pending
-        self._pending = []
-        self._store = Domains.cat(parts) if parts else None
+        if self._buf is None:
+            return []
+        return sorted(set(self._buf.region[:self._n].tolist()))
