@@ -98,6 +98,26 @@ def test_bab_agrees_with_marabou_on_small_mlps(split, tmp_path):
     assert crown_unknown >= 8  # the t's sit above CROWN's bound: it proves none of these
 
 
+def test_subdomains_with_every_relu_fixed_are_settled_exactly(tmp_path):
+    """Tiny nets run out of neurons to split: a linear program decides those subdomains
+    (its duals as beta: our own bound proves them), and its minimisers are counterexamples."""
+    pytest.importorskip("scipy")
+    pytest.importorskip("maraboupy")
+    settled, lp_found = 0, 0
+    for seed in (13, 19, 26, 27):
+        for frac in (0.97, 0.995):
+            inst = Instance((3, 5, 5, 2) if seed in (26, 27) else (4, 6, 6, 2), seed=seed,
+                            eps=0.6 if seed in (26, 27) else 0.5, frac=frac)
+            result = inst.bab(split="relu")
+            exact = inst.marabou(tmp_path)
+            assert result.status == {"sat": "violated", "unsat": "holds"}[exact], (seed, frac)
+            settled += result.settled
+            if result.status == "violated":
+                inst.check_counterexample(result)
+                lp_found += result.counterexample.found_by == "bab-lp"
+    assert settled > 0 and lp_found > 0
+
+
 def test_bab_never_holds_where_sampling_finds_a_violation():
     for seed in range(3):
         for sizes in ((2, 8, 8, 2), (8, 32, 32, 3)):

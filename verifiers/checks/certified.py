@@ -57,7 +57,7 @@ def run(ctx: RunContext, method: Method | None = None) -> CheckResult:
     counts: dict[str, list[list[int]]] = {}
     curve, by_method = [], {}
     bab = {"seconds_per_sample": std.certified.bab_seconds, "tried": 0, "certified": 0,
-           "counterexamples": 0, "seconds": 0.0}
+           "counterexamples": 0, "undecided": 0, "seconds": 0.0}
     use_bab = method != Method.IBP and std.certified.bab_seconds > 0
     note = ""
     # Ascending radii: a sample not certified at a smaller eps cannot be at a larger one.
@@ -104,12 +104,19 @@ def _branch_and_bound(ctx: RunContext, graph: BoundGraph, idx: np.ndarray, prove
         return
     data = ctx.eval_set
     rows = idx[todo]
-    result = certify_undecided(graph, ctx.model.runner, data.x[rows], data.y[rows], eps.value,
-                               ctx.domain, margins[todo], ctx.standard.certified.bab_seconds)
+    try:
+        result = certify_undecided(graph, ctx.model.runner, data.x[rows], data.y[rows],
+                                   eps.value, ctx.domain, margins[todo],
+                                   ctx.standard.certified.bab_seconds)
+    except RuntimeError as exc:  # out of memory or a torch failure: the bounds' answer stands
+        bab["failed"] = f"branch and bound failed at eps {eps.label}: {str(exc)[:200]}"
+        return
     certified[rows[result.certified]] = True
     bab["tried"] += len(todo)
     bab["certified"] += int(result.certified.sum())
     bab["counterexamples"] += int(result.counterexample.sum())
+    # undecided within the budget: the figure may differ on a faster or slower machine
+    bab["undecided"] += len(todo) - int(result.certified.sum() + result.counterexample.sum())
     bab["seconds"] = round(bab["seconds"] + result.seconds, 3)
     if result.certified.any():
         by_method["bab"] = by_method.get("bab", 0) + int(result.certified.sum())

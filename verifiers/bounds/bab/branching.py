@@ -93,7 +93,7 @@ def locate(layers: list[SplitLayer], flat: Tensor) -> tuple[Tensor, Tensor]:
     """Flat neuron index over all split layers -> (layer index, neuron index in it)."""
     sizes = torch.tensor([L.size for L in layers], device=flat.device)
     ends = sizes.cumsum(0)
-    layer = torch.searchsorted(ends, flat, right=True)
+    layer = torch.searchsorted(ends, flat.contiguous(), right=True)
     return layer, flat - (ends - sizes)[layer]
 
 

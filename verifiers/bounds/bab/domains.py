@@ -44,12 +44,14 @@ class Domains:
                        fn(self.lower), fn(self.depth))
 
     def tensors(self) -> Iterator[Tensor]:
+        """Every field's tensor, in an order fixed by the names (not by insertion)."""
         yield self.region
-        for v in self.bounds.values():
-            yield v.lower
-            yield v.upper
+        for k in sorted(self.bounds):
+            yield self.bounds[k].lower
+            yield self.bounds[k].upper
         for group in (self.signs, self.alphas, self.betas):
-            yield from group.values()
+            for k in sorted(group):
+                yield group[k]
         yield self.lower
         yield self.depth
 

@@ -38,6 +38,7 @@ from verifiers.bounds.bab.branching import (
     split_layers,
 )
 from verifiers.bounds.bab.domains import Domains, Pool
+from verifiers.bounds.bab.lp import settle
 from verifiers.bounds.crown import refine_bounds
 from verifiers.bounds.falsify import Counterexample, FalsifyConfig, by_pgd, confirm, outward_float32
 from verifiers.bounds.graph import BoundGraph
@@ -80,6 +81,7 @@ class BabResult:
     batches: int
     max_depth: int
     seconds: float
+    settled: int = 0  # subdomains with every ReLU fixed that a linear program's duals proved
 
 
 def branch_and_bound(graph: BoundGraph, regions: Sequence[Region], runner: OnnxRunner,
@@ -105,6 +107,7 @@ class _Search:
         self.mode = mode
         self.domains = self.batches = self.depth = self.stuck = 0
         self.stuck_regions: set[int] = set()  # regions with a subdomain nothing can split
+        self.settled = 0  # subdomains with every ReLU fixed that a linear program proved
         self.generator = torch.Generator().manual_seed(config.falsify.seed)
         dev, dt = graph.device, graph.dtype
         rows = max((r.C.shape[0] for r in regions), default=1)
@@ -120,6 +123,8 @@ class _Search:
             lows.append(torch.as_tensor(lo, dtype=dt, device=dev).reshape(graph.input_shape))
             highs.append(torch.as_tensor(hi, dtype=dt, device=dev).reshape(graph.input_shape))
         self.box = Interval(torch.stack(lows), torch.stack(highs)) if regions else None
+        self.real = self.d != _PAD  # [R, S]: the rows that are not padding
+        self.found: tuple[Counterexample, int] | None = None  # from a settled subdomain
 
     # ------------------------------------------------------------------ the loop
 
@@ -146,14 +151,16 @@ class _Search:
             if ce is not None:
                 return self._result("violated", "", ce, region)
             children = self._branch(parents, w)
+            if self.found is not None:
+                return self._result("violated", "", *self.found)
             self.domains += len(children)
             if len(children):
                 self.depth = max(self.depth, int(children.depth.max()))
             pool.push(children.take((children.score() <= 0).nonzero().squeeze(1)))
         if self.stuck:
             return self._result("unknown", f"branch and bound: {self.stuck} subdomain(s) with "
-                                "every ReLU fixed are still not proved (the relaxation is "
-                                "not tight enough there)", open_regions=self._open(pool))
+                                "every ReLU fixed neither proved nor falsified (no linear "
+                                "program settled them)", open_regions=self._open(pool))
         return self._result("holds", "")
 
     def _open(self, pool: Pool) -> list[int]:
@@ -174,7 +181,8 @@ class _Search:
     def _result(self, status: str, reason: str, ce: Counterexample | None = None,
                 region: int | None = None, open_regions: Sequence[int] = ()) -> BabResult:
         return BabResult(status, reason, ce, region, tuple(open_regions), self.mode,
-                         self.domains, self.batches, self.depth, time.perf_counter() - self.t0)
+                         self.domains, self.batches, self.depth, time.perf_counter() - self.t0,
+                         self.settled)
 
     # ------------------------------------------------------------------ bounding
 
@@ -232,8 +240,8 @@ class _Search:
                                             target, self.C[parents.region],
                                             self.d[parents.region], self.config.branching,
                                             self.config.fsb_candidates)
-        self.stuck += int((~ok).sum())
-        self.stuck_regions.update(parents.region[~ok].tolist())
+        if not bool(ok.all()):
+            self._settle(parents.take((~ok).nonzero().squeeze(1)))
         keep = ok.nonzero().squeeze(1)
         twice = keep.repeat_interleave(2)
         children = parents.take(twice)
@@ -244,6 +252,25 @@ class _Search:
             self._refine_after_splits(children, layer[twice])
         self._bound(children, self.config.optim)
         return children
+
+    def _settle(self, fixed: Domains) -> None:
+        """Subdomains with every ReLU fixed: decided by a linear program (see ``lp``)."""
+        proved, candidates = settle(self.graph, self.layers, fixed, self.C[fixed.region],
+                                    self.d[fixed.region], self.real[fixed.region])
+        self.settled += int(proved.sum())
+        log.debug("linear programs: %d of %d fixed subdomains proved, %d candidates",
+                  int(proved.sum()), len(fixed), sum(x is not None for x in candidates))
+        for i, x in enumerate(candidates):
+            r = int(fixed.region[i])
+            if x is not None and self.found is None:
+                ce = confirm(self.runner, self.regions[r], x[None], self.graph.input_shape,
+                             "bab-lp")
+                if ce is not None:
+                    self.found = (ce, r)
+                    return
+            if not bool(proved[i]):
+                self.stuck += 1
+                self.stuck_regions.add(r)
 
     def _refine_after_splits(self, dom: Domains, layer: Tensor) -> None:
         """Recompute intermediate bounds after each child's split layer only: the bounds of
