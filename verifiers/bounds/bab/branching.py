@@ -137,10 +137,14 @@ def choose_input(dom: Domains, input_name: str, input_coeffs: Tensor | None,
                  target: Tensor) -> Tensor:
     """Per subdomain: the flat input dimension to halve."""
     box = dom.bounds[input_name]
-    width = (box.upper - box.lower).reshape(len(dom), -1)
+    lo, up = box.lower.reshape(len(dom), -1), box.upper.reshape(len(dom), -1)
+    width = up - lo
+    narrow = width <= 1e-6 * (1 + torch.maximum(lo.abs(), up.abs()))
     if input_coeffs is None:
-        return width.argmax(1)
-    rows = torch.arange(len(dom), device=target.device)
-    grad = input_coeffs[rows, target].reshape(len(dom), -1).abs()
-    # the width term breaks ties (and picks a dimension where the bound ignores the input)
-    return (grad * width + 1e-9 * width).argmax(1)
+        score = width
+    else:
+        rows = torch.arange(len(dom), device=target.device)
+        grad = input_coeffs[rows, target].reshape(len(dom), -1).abs()
+        # the width term breaks ties (and picks a dimension where the bound ignores the input)
+        score = grad * width + 1e-9 * width
+    return torch.where(narrow, torch.full_like(score, -1.0), score).argmax(1)

@@ -123,7 +123,9 @@ class _Search:
             lows.append(torch.as_tensor(lo, dtype=dt, device=dev).reshape(graph.input_shape))
             highs.append(torch.as_tensor(hi, dtype=dt, device=dev).reshape(graph.input_shape))
         self.box = Interval(torch.stack(lows), torch.stack(highs)) if regions else None
-        self.real = self.d != _PAD  # [R, S]: the rows that are not padding
+        self.real = torch.zeros_like(self.d, dtype=torch.bool)  # [R, S]: rows not padding
+        for i, r in enumerate(regions):
+            self.real[i, :r.C.shape[0]] = True
         self.found: tuple[Counterexample, int] | None = None  # from a settled subdomain
 
     # ------------------------------------------------------------------ the loop
@@ -158,9 +160,10 @@ class _Search:
                 self.depth = max(self.depth, int(children.depth.max()))
             pool.push(children.take((children.score() <= 0).nonzero().squeeze(1)))
         if self.stuck:
-            return self._result("unknown", f"branch and bound: {self.stuck} subdomain(s) with "
-                                "every ReLU fixed neither proved nor falsified (no linear "
-                                "program settled them)", open_regions=self._open(pool))
+            return self._result("unknown", f"branch and bound: {self.stuck} subdomain(s) that "
+                                "cannot be split further (every ReLU fixed, or the input box "
+                                "too narrow) neither proved nor falsified",
+                                open_regions=self._open(pool))
         return self._result("holds", "")
 
     def _open(self, pool: Pool) -> list[int]:
@@ -299,6 +302,19 @@ class _Search:
     def _split_inputs(self, parents: Domains, w: Walk) -> Domains:
         target = parents.lower.argmax(1)
         dim = choose_input(parents, self.graph.input_name, w.input_coeffs, target)
+        pbox = parents.bounds[self.graph.input_name]
+        rows = torch.arange(len(parents), device=dim.device)
+        lo_d = pbox.lower.reshape(len(parents), -1)[rows, dim]
+        hi_d = pbox.upper.reshape(len(parents), -1)[rows, dim]
+        # every dimension this narrow (see choose_input): no longer worth halving in float32
+        narrow = (hi_d - lo_d) <= 1e-6 * (1 + torch.maximum(lo_d.abs(), hi_d.abs()))
+        if bool(narrow.any()):
+            self.stuck += int(narrow.sum())
+            self.stuck_regions.update(parents.region[narrow].tolist())
+            keep = (~narrow).nonzero().squeeze(1)
+            parents, dim = parents.take(keep), dim[keep]
+            if not len(parents):
+                return parents
         twice = torch.arange(len(parents), device=dim.device).repeat_interleave(2)
         children = parents.take(twice)
         box = children.bounds[self.graph.input_name]
