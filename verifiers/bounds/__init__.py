@@ -12,6 +12,7 @@ An op without a relaxation raises ``UnsupportedOpError`` naming the node; caller
 """
 
 from verifiers.bounds.alpha import AlphaConfig
+from verifiers.bounds.bab import BabConfig, BabResult, branch_and_bound
 from verifiers.bounds.certify import CertifyResult, certify_samples, linf_box, robustness_spec
 from verifiers.bounds.complete import CompleteOutcome, complete_certify, marabou_query
 from verifiers.bounds.crown import LinearSpec
@@ -24,6 +25,8 @@ from verifiers.bounds.vnnlib import Region, VnnProperty, parse_vnnlib
 
 __all__ = [
     "AlphaConfig",
+    "BabConfig",
+    "BabResult",
     "BoundConfig",
     "BoundGraph",
     "CertifyResult",
@@ -38,6 +41,7 @@ __all__ = [
     "VerifyConfig",
     "VnnProperty",
     "bound_spec",
+    "branch_and_bound",
     "build_graph",
     "certify_samples",
     "complete_certify",
