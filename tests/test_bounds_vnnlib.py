@@ -130,7 +130,7 @@ def test_marabou_settles_what_ibp_cannot(setup):
     crown = certify_samples(loaded.proto, x, y, eps, InputDomain(0.0, 1.0), Method.CROWN)
     i = int(np.flatnonzero(crown.certified & ~ibp.certified)[0])
     result = verify_vnnlib(raw, robustness_vnnlib(x[i], eps, int(y[i]), 10), Method.IBP,
-                           timeout=30)
+                           timeout=30, config=VerifyConfig(bab=None))  # Marabou alone
     assert result.status == "holds", result.reason
     assert "marabou" in result.decided_by
 

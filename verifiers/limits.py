@@ -1,7 +1,8 @@
 """Ceilings on the work one standard may ask for, so one tenant cannot hold every worker.
 
-A standard's budgets are the tenant's to choose (``budget:``, ``explain:``, ``smoothing:``), but
-a service must bound them: ``pgd: {steps: 1000000000000}`` parses as a valid budget. The
+A standard's budgets are the tenant's to choose (``budget:``, ``explain:``, ``smoothing:``,
+``certified:``), but a service must bound them: ``pgd: {steps: 1000000000000}`` parses as a
+valid budget. The
 defaults here are generous (far above the ``thorough`` preset and Cohen et al.'s published
 smoothing counts); a service passes its own (``ROBUSTGATE_MAX_*``), an in-process run may pass
 none. Pure data: no torch.
@@ -29,6 +30,7 @@ class Ceilings:
     smoothing_n: int = 1_000_000    # noise draws per point (smoothing n and n0)
     sanity_factor: int = 10         # the masking check's "stronger attack" multiplier
     time_limit_s: int = 24 * 3600   # a standard's ``time_limit_s`` (wall seconds per job)
+    bab_seconds: int = 60           # certified check's branch and bound, seconds per sample
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -63,6 +65,7 @@ def over_ceilings(standard: Standard, ceilings: Ceilings = DEFAULT_CEILINGS) -> 
               ("explain.perturbations", ex.perturbations, "eot")]
     if standard.time_limit_s is not None:
         asked.append(("time_limit_s", standard.time_limit_s, "time_limit_s"))
+    asked.append(("certified.bab_seconds", standard.certified.bab_seconds, "bab_seconds"))
     if standard.smoothing is not None:
         asked += [("smoothing.n", standard.smoothing.n, "smoothing_n"),
                   ("smoothing.n0", standard.smoothing.n0, "smoothing_n")]

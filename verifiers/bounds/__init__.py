@@ -12,6 +12,7 @@ An op without a relaxation raises ``UnsupportedOpError`` naming the node; caller
 """
 
 from verifiers.bounds.alpha import AlphaConfig
+from verifiers.bounds.bab import BabConfig, BabResult, branch_and_bound
 from verifiers.bounds.certify import CertifyResult, certify_samples, linf_box, robustness_spec
 from verifiers.bounds.complete import (
     CompleteOutcome,
@@ -29,6 +30,8 @@ from verifiers.bounds.vnnlib import Region, VnnProperty, parse_vnnlib
 
 __all__ = [
     "AlphaConfig",
+    "BabConfig",
+    "BabResult",
     "BoundConfig",
     "BoundGraph",
     "CertifyResult",
@@ -43,6 +46,7 @@ __all__ = [
     "VerifyConfig",
     "VnnProperty",
     "bound_spec",
+    "branch_and_bound",
     "build_graph",
     "certify_samples",
     "complete_certify",

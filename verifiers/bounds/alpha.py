@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from verifiers.bounds.adam import Adam
 from verifiers.bounds.crown import LinearSpec, refine_bounds, spec_lower
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
@@ -51,7 +52,7 @@ def optimise(graph: BoundGraph, box: Interval, spec: LinearSpec,
     if not params or config.iterations <= 0:
         return best
     ranges = {n.output: n.op.alpha_range() for n in graph.nodes if n.op.has_alpha}
-    opt = _Adam(params, lr=config.lr)
+    opt = Adam(params, config.lr)
     stall, last = 0, best.sum().item()
     for step in range(config.iterations):
         checkpoint()
@@ -99,27 +100,3 @@ def _initial_slopes(graph: BoundGraph, spec: LinearSpec, base: Mapping[str, Inte
         alphas[start] = per_start
     return alphas
 
-
-class _Adam:
-    """Adam (Kingma & Ba 2015) with torch.optim's defaults. Written here because constructing
-    ``torch.optim.Adam`` imports torch._dynamo on first use (3.9 s on a 2-core CPU), which
-    would land inside a verification call's time budget."""
-
-    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            if p.grad is None:
-                continue
-            m.mul_(b1).add_(p.grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** self.t))

@@ -2,11 +2,12 @@
 counterexample) or unknown (with the reason), within ``timeout`` seconds.
 
 Order: a quick counterexample search (random points, a short PGD) on a bounded share of the
-budget, then bounds (IBP -> CROWN -> alpha-CROWN, up to ``method``), then the full PGD on the
-regions still open, then Marabou for those on small networks. Regions that share an input box
-(the disjuncts of a robustness property) are attacked and bounded together: one
-intermediate-bound pass per box, their constraints as rows of one spec. The property holds only
-when every region is proved empty.
+budget, then bounds (IBP -> CROWN -> alpha-CROWN, up to ``method``), then branch and bound
+(``verifiers.bounds.bab``: beta-CROWN splits with PGD interleaved) on the regions still open,
+then the full PGD on what is left, then Marabou for those on small networks. Regions that
+share an input box (the disjuncts of a robustness property) are attacked and bounded together:
+one intermediate-bound pass per box, their constraints as rows of one spec. The property holds
+only when every region is proved empty.
 
 The timeout is a promise: every long loop (PGD steps, bound passes, alpha-CROWN iterations) meets
 an interrupt checkpoint and Marabou runs in a child process killed at the deadline; out of time
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from verifiers.bounds.bab import BabConfig, branch_and_bound
 from verifiers.bounds.complete import marabou_queries
 from verifiers.bounds.crown import LinearSpec
 from verifiers.bounds.engine import BoundConfig, Method, bound_spec
@@ -51,9 +53,13 @@ class VerifyConfig:
     bounds: BoundConfig = field(default_factory=BoundConfig)
     falsify: FalsifyConfig = field(default_factory=FalsifyConfig)
     marabou_max_neurons: int = 2000  # activation neurons; larger networks skip Marabou (0: off)
+    # branch and bound on regions the bounds leave open (None: off); it gets the whole
+    # remaining time, or half of it when Marabou can run after it
+    bab: BabConfig | None = field(default_factory=BabConfig)
     device: str = "cpu"
     # Soft stops, as shares of the time left when the phase starts (the deadline is hard):
     bounds_share: float = 0.6  # alpha-CROWN stops iterating past this share
+    bab_share: float = 0.5     # branch and bound after the bounds when Marabou can follow
     attack_share: float = 0.5  # the full PGD after the bounds; Marabou gets the rest
 
 
@@ -64,7 +70,7 @@ class VerificationResult:
     output: np.ndarray | None  # onnxruntime output at the counterexample
     reason: str
     seconds: float
-    decided_by: str = ""  # sampling, pgd, ibp, crown, alpha-crown, marabou
+    decided_by: str = ""  # sampling, pgd, ibp, crown, alpha-crown, bab, bab-pgd, marabou
 
 
 def verify_vnnlib(model_bytes: bytes, vnnlib_text: str, method: Method | str = Method.ALPHA_CROWN,
@@ -128,6 +134,24 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
             reasons.append(f"bounds failed: {str(exc)[:200]}")
 
     progress.append(f"{len(open_regions)} of {len(regions)} regions left open by the bounds")
+    if open_regions and graph is not None and config.bab is not None:
+        # BaB interleaves its own PGD; it leaves time for the full PGD and, on networks small
+        # enough, for Marabou
+        bab_end = budget.at(config.bab_share if _small_enough(graph, config) else 0.8)
+        try:
+            bab = branch_and_bound(graph, [regions[i] for i in open_regions], loaded.runner,
+                                   config.bab, bab_end)
+        except RuntimeError as exc:  # out of memory or a torch failure: leave it to Marabou
+            reasons.append(f"branch and bound failed: {str(exc)[:200]}")
+        else:
+            if bab.status == "violated":
+                return answer("violated", "", bab.counterexample.found_by, bab.counterexample,
+                              shape)
+            if len(bab.open_regions) < len(open_regions):
+                proved_by.add("bab")
+            open_regions = [open_regions[i] for i in bab.open_regions]
+            reasons.append(bab.reason)
+            progress.append(f"{len(open_regions)} left open by branch and bound")
     attack_end = budget.at(config.attack_share)
     for group in _still_open(boxes, open_regions):
         ce = attack.full(group, attack_end)

@@ -20,7 +20,8 @@ from verifiers.standards.spec import FIDELITY_UNITS, Standard
 
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
           "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
-          "min_samples", "min_group_samples", "explain", "smoothing", "time_limit_s")
+          "min_samples", "min_group_samples", "explain", "smoothing", "time_limit_s",
+          "certified")
 
 
 # Versions are stored in a 32-bit integer column; a larger one is refused here, at parse.
@@ -72,6 +73,7 @@ def parse_standard(document: str) -> Standard:
         explain=schema.explain(doc, data.get("explain"), domain),
         explain_requested="explain" in data or any(c.check == "explain" for c in criteria),
         smoothing=smoothing, time_limit_s=time_limit,
+        certified=schema.certified(doc, data.get("certified")),
     )
 
 

@@ -20,8 +20,10 @@ from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import (
     COMPARATORS,
     EXPLAIN_METHODS,
+    MAX_BAB_SECONDS,
     NORMS,
     SEVERITIES,
+    CertifiedSpec,
     Criterion,
     DomainSpec,
     Eps,
@@ -132,6 +134,22 @@ def explain(doc: Located, raw: Any, domain: DomainSpec | None) -> ExplainSpec:
     method = choice(doc, (*path, "method"), raw["method"], EXPLAIN_METHODS) \
         if "method" in raw else defaults.method
     return ExplainSpec(**{**defaults.__dict__, **ints, **floats, "method": method})
+
+
+def certified(doc: Located, raw: Any) -> CertifiedSpec:
+    """The optional ``certified:`` section (defaults: :class:`CertifiedSpec`)."""
+    if raw is None:
+        return CertifiedSpec()
+    path: Path = ("certified",)
+    raw = mapping(doc, path, raw, "certified-check settings (bab_seconds)")
+    known_fields(doc, path, raw, tuple(CertifiedSpec.__dataclass_fields__))
+    if "bab_seconds" not in raw:
+        return CertifiedSpec()
+    seconds = number(doc, (*path, "bab_seconds"), raw["bab_seconds"], low=0.0)
+    if seconds > MAX_BAB_SECONDS:
+        raise doc.error((*path, "bab_seconds"), f"must be at most {MAX_BAB_SECONDS:g} seconds "
+                                                f"per sample, got {_shown(raw['bab_seconds'])}")
+    return CertifiedSpec(bab_seconds=seconds)
 
 
 def name(doc: Located, raw: Any) -> str:

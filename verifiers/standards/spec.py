@@ -105,6 +105,22 @@ class ExplainSpec:
 
 
 @dataclass(frozen=True)
+class CertifiedSpec:
+    """The ``certified:`` section: how hard the certified check tries per sample.
+
+    ``bab_seconds``: branch-and-bound time per sample the bounds alone leave undecided (and no
+    attack broke); 0 turns branch and bound off. Only spent when a criterion names a
+    ``certified.`` metric.
+    """
+
+    bab_seconds: float = 1.0
+
+
+# Parse-time limit, whatever a server allows: an hour per sample is no longer a budget.
+MAX_BAB_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
 class Standard:
     name: str
     version: int
@@ -140,6 +156,7 @@ class Standard:
     # ``time_limit_s``: wall seconds the whole job may take, counted from its start; what
     # could not finish in time is INCONCLUSIVE with the reason (None: no limit of its own).
     time_limit_s: float | None = None
+    certified: CertifiedSpec = field(default_factory=CertifiedSpec)
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
