@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from examples.digits import DigitsCNN, export_onnx, load_digits_split, train
-from verifiers.attacks import Ball, RowRandom, Target, cascade, recheck
+from verifiers.attacks import Ball, RowRandom, Target, cascade
 from verifiers.attacks.ball import numpy_norm, project
 from verifiers.attacks.budget import PRESETS
 from verifiers.attacks.fab import boundary_step
+from verifiers.attacks.recheck import recheck
 from verifiers.attacks.spatial import grid, transform
 from verifiers.checks import RunContext, adversarial, clean, fidelity, sanity
 from verifiers.data import InputDomain, validate_arrays

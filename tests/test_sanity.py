@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from examples.digits import DigitsCNN, export_onnx, load_digits_split, train
-from verifiers.attacks import ApgdConfig, Ball, Target, masking, recheck
+from verifiers.attacks import ApgdConfig, Ball, Target, masking
 from verifiers.attacks.apgd import apgd
+from verifiers.attacks.recheck import recheck
 from verifiers.checks import RunContext, adversarial, clean, fidelity, sanity
 from verifiers.data import InputDomain, validate_arrays
 from verifiers.model import load_model

@@ -5,7 +5,9 @@ threat geometry they share (ball), the typed budgets and presets (budget), the c
 runs them over still-robust points (battery) and the gradient-masking scan with its
 BPDA/EOT remedies (masking). Attack functions named like their module (``apgd.apgd``,
 ``square.square``, ``pgd.pgd``) are imported from the module, so the module names stay
-importable (``import verifiers.attacks.apgd``).
+importable (``import verifiers.attacks.apgd``); so is ``recheck``: the function is
+``verifiers.attacks.recheck.recheck`` (the package exports load lazily, and a lazily exported
+name equal to a submodule's would turn into the module once that submodule is imported).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ _EXPORTS = {
     "fab_targeted": "fab",
     "PgdConfig": "pgd",
     "pgd_linf": "pgd",
-    "recheck": "recheck",
     "recheck_linf": "recheck",
     "RowRandom": "rowrandom",
     "SquareConfig": "square",
@@ -50,7 +51,6 @@ __all__ = [
     "fab_targeted",
     "masking",
     "pgd_linf",
-    "recheck",
     "recheck_linf",
 ]
 
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from verifiers.attacks.common import AttackOutcome
     from verifiers.attacks.fab import FabConfig, fab_targeted
     from verifiers.attacks.pgd import PgdConfig, pgd_linf
-    from verifiers.attacks.recheck import recheck, recheck_linf
+    from verifiers.attacks.recheck import recheck_linf
     from verifiers.attacks.rowrandom import RowRandom
     from verifiers.attacks.square import SquareConfig
 
