@@ -48,7 +48,7 @@ def create_certification(
 
 @router.get("/certifications", response_model=CertificationPage)
 def list_certifications(request: Request, limit: int = Query(20, ge=1, le=200),
-                        offset: int = Query(0, ge=0)) -> dict:
+                        offset: int = Query(0, ge=0, le=2**31 - 1)) -> dict:
     return certifications.list_for(request.app.state.services, _tenant(request), limit, offset)
 
 
