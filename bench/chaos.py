@@ -95,6 +95,7 @@ class Job:
     final: dict[str, Any] | None = None
     cancelled_by_us: bool = False
     deleted_by_us: bool = False
+    seen_after_cancel: str | None = None  # the status polled right after a 202 cancel
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class Outcome:
     applied: list[tuple[float, str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     references: dict[int, dict[str, Any]] = field(default_factory=dict)
+    redis_url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -145,8 +147,12 @@ def make_plan(seed: int, short: bool, jobs: int | None, faults: int | None,
     triggers = sorted((rng.randrange(n_jobs), round(rng.uniform(0.0, 0.95), 2))
                       for _ in kinds)
     triggers.sort(key=lambda t: t[1])
-    return Plan(n_flood, n_quiet, 40,
-                [Fault(j, p, k) for (j, p), k in zip(triggers, kinds, strict=True)],
+    faults = [Fault(j, p, k) for (j, p), k in zip(triggers, kinds, strict=True)]
+    if short and "cancel" in kinds:
+        # Few jobs finish fast: cancel first, the flood's last job while it waits in the
+        # queue (the case that once stayed queued for ever).
+        faults = [Fault(n_flood - 1, 0.0, "cancel")] + [f for f in faults if f.kind != "cancel"]
+    return Plan(n_flood, n_quiet, 40, faults,
                 timeout if timeout is not None else (420.0 if short else 1500.0))
 
 
@@ -226,7 +232,8 @@ class Chaos:
                              text=True, check=True, timeout=300)
         return out.stdout.strip()
 
-    def apply(self, kind: str, jobs: list[Job], clients: dict[str, Client]) -> str:
+    def apply(self, kind: str, jobs: list[Job], clients: dict[str, Client],
+              target: Job | None = None) -> str:
         if kind == "kill-worker":
             i = self.rng.randrange(len(self.workers.procs))
             self.workers.kill(i)
@@ -245,17 +252,32 @@ class Chaos:
         if kind == "restart-postgres":
             self.pg.crash()
             time.sleep(self.rng.uniform(1, 4))
-            self.pg.start()
-            return "crashed and restarted"
+            for attempt in (1, 2, 3):  # crash recovery can outlast one start's patience
+                try:
+                    self.pg.start()
+                    break
+                except RuntimeError:
+                    if attempt == 3:
+                        raise
+            return f"crashed and restarted (start {self.pg.starts})"
         live = [j for j in jobs if j.status not in FINISHED and not j.cancelled_by_us]
         if not live:
             return "nothing left to cancel"
-        job = self.rng.choice(live)
+        job = target if target in live else self.rng.choice(live)
         deadline = time.monotonic() + 120
         code = _retry("cancel", lambda: clients[job.tenant].delete(job.id), deadline)
         job.cancelled_by_us = True
         job.deleted_by_us = code == 204  # it had finished meanwhile: DELETE removed it
-        return f"{job.tenant} job {job.id[:8]} while {job.status} -> HTTP {code}"
+        seen = ""
+        if code == 202:  # cancel is final and visible at once: the next poll says so
+            seen = _retry("status", lambda: clients[job.tenant].get(job.id), deadline)["status"]
+            job.seen_after_cancel = seen
+            seen = f", next poll: {seen}"
+        return f"{job.tenant} job {job.id[:8]} while {job.status} -> HTTP {code}{seen}"
+
+    def api_log_tail(self) -> str:
+        log = getattr(self.api, "log", None)
+        return log.read_text(errors="replace")[-4000:] if log is not None else ""
 
     def restart_due_workers(self) -> None:
         now = time.monotonic()
@@ -276,7 +298,7 @@ def run(plan: Plan, seed: int, folder: Path, log=print) -> Outcome:
         for client in clients.values():
             client.request("POST", "/v1/standards", content=STANDARD.encode(),
                            headers={"Content-Type": "application/yaml"})
-        outcome = Outcome(jobs=[])
+        outcome = Outcome(jobs=[], redis_url=chaos.redis.url)
         t0 = time.monotonic()
         deadline = t0 + plan.timeout
         # The flood first, the quiet tenant's jobs right behind it. Job k of either tenant
@@ -298,9 +320,10 @@ def run(plan: Plan, seed: int, folder: Path, log=print) -> Outcome:
                 where = f"[{target.tenant} {target.id[:8]} {target.status} {target.stage} " \
                         f"{target.progress:.2f}]"
                 try:
-                    detail = chaos.apply(fault.kind, outcome.jobs, clients)
-                except Exception as exc:  # a fault that could not be applied is reported
+                    detail = chaos.apply(fault.kind, outcome.jobs, clients, target)
+                except Exception as exc:  # the harness's failure, not the service's: say so
                     detail = f"could not apply: {exc}"
+                    outcome.problems.append(f"harness: {fault.kind} failed: {exc}")
                 last_fault = time.monotonic() - t0
                 outcome.applied.append((round(now, 1), fault.kind, f"{where} {detail}"))
                 log(f"  t={now:6.1f} s  {fault.kind:16s} {where} {detail}")
@@ -312,17 +335,22 @@ def run(plan: Plan, seed: int, folder: Path, log=print) -> Outcome:
                 break
             time.sleep(0.5)
         elapsed = time.monotonic() - t0
-        _final(outcome.jobs, clients, time.monotonic() + 120)
-        outcome.references = {s: f.result() for s, f in refs.items()}
-        for job in outcome.jobs:
-            if job.status == "succeeded":
-                card = _retry("scorecard", lambda j=job: clients[j.tenant].scorecard(j.id),
-                              time.monotonic() + 120)
-                job.final = (job.final or {}) | {"card": comparable(card)}
+        try:
+            _final(outcome.jobs, clients, time.monotonic() + 120)
+            outcome.references = {s: f.result() for s, f in refs.items()}
+            for job in outcome.jobs:
+                if job.status == "succeeded":
+                    card = _retry("scorecard", lambda j=job: clients[j.tenant].scorecard(j.id),
+                                  time.monotonic() + 120)
+                    job.final = (job.final or {}) | {"card": comparable(card)}
+        except RuntimeError as exc:  # the API never answered again: say so, with its log
+            broken = f"the API did not recover: {exc}\n{chaos.api_log_tail()}"
+        else:
+            broken = ""
         for client in clients.values():
             client.close()
-    pool.shutdown()
-    outcome.problems = judge(outcome)
+    pool.shutdown(cancel_futures=True)
+    outcome.problems += judge(outcome) + ([broken] if broken else [])
     report(outcome, elapsed, log)
     return outcome
 
@@ -364,6 +392,12 @@ def judge(outcome: Outcome) -> list[str]:
         name = f"{job.tenant} job {job.id[:8]} (seed {job.seed})"
         state = (job.final or {}).get("state", {})
         if job.deleted_by_us:
+            continue
+        if job.seen_after_cancel not in (None, "cancelled"):
+            problems.append(f"{name}: cancel answered 202 but the next poll said "
+                            f"{job.seen_after_cancel}")
+        if job.cancelled_by_us and job.status != "cancelled":
+            problems.append(f"{name}: cancelled (202) but ended {job.status}")
             continue
         if job.status == "lost":
             problems.append(f"{name}: lost (404)")
@@ -420,10 +454,15 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--faults", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the logs and data folder")
     args = parser.parse_args()
     plan = make_plan(args.seed, args.short, args.jobs, args.faults, args.timeout)
     print(f"seed {args.seed}: {plan.jobs_flood} flood + {plan.jobs_quiet} quiet jobs, faults "
           f"{[(f.kind, f'job {f.job} at {f.progress:.2f}') for f in plan.faults]}", flush=True)
+    if args.keep:
+        folder = Path(tempfile.mkdtemp(prefix="rg-chaos-"))
+        print(f"logs and data kept in {folder}")
+        return 0 if run(plan, args.seed, folder, log=lambda m: print(m, flush=True)).ok else 1
     with tempfile.TemporaryDirectory(prefix="rg-chaos-") as tmp:
         return 0 if run(plan, args.seed, Path(tmp), log=lambda m: print(m, flush=True)).ok \
             else 1

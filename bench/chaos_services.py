@@ -56,14 +56,19 @@ def _kill(proc: subprocess.Popen | None, sig: int = signal.SIGKILL, grace: float
         proc.wait()
 
 
+def postgres_binaries() -> Path | None:
+    """The folder holding initdb and postgres (Debian keeps them off PATH), or None."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    found = shutil.which("initdb")
+    return Path(bins[-1]) if bins else Path(found).parent if found else None
+
+
 class PrivatePostgres:
     """``initdb`` into a temporary folder; ``restart`` is an immediate shutdown (no
     checkpoint, crash recovery at the next start), the way a crashed server comes back."""
 
     def __init__(self, folder: Path) -> None:
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        found = shutil.which("initdb")
-        self.bin = Path(bins[-1]) if bins else Path(found).parent if found else None
+        self.bin = postgres_binaries()
         if self.bin is None:
             raise RuntimeError("PostgreSQL server binaries (initdb, postgres) not found")
         self.folder = folder

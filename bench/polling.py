@@ -104,13 +104,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pg_backends(db_name: str | None) -> list[int]:
+def pg_backends(db_name: str | None) -> tuple[list[int], int]:
+    """(backend pids of the database now, sessions it has had so far)."""
     if db_name is None:
-        return []
+        return [], 0
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
-                            (db_name,)).fetchall()
-    return [r[0] for r in rows]
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                            "AND pid <> pg_backend_pid()", (db_name,)).fetchall()
+        sessions = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s",
+                                (db_name,)).fetchone()[0]
+    return [r[0] for r in rows], int(sessions)
 
 
 def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
@@ -123,7 +126,7 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
                                                      args.requests // args.procs, etag,
                                                      start_at, out))
              for _ in range(args.procs)]
-    backends = pg_backends(db_name)  # the pool's connections, opened by the warm-up
+    backends, sessions0 = pg_backends(db_name)  # the pool's connections, from the warm-up
     api_cpu0 = cpu_seconds(server_pid)
     db_cpu0 = sum(cpu_seconds(b) for b in backends)
     for p in procs:
@@ -140,6 +143,9 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
         p.join()
     api_cpu = cpu_seconds(server_pid) - api_cpu0
     db_cpu = sum(cpu_seconds(b) for b in backends) - db_cpu0
+    # New database sessions during the round: a pool too small for the thread pool opens
+    # (and forks a backend for) a connection per request beyond its size.
+    sessions = pg_backends(db_name)[1] - sessions0
     latencies.sort()
     n = len(latencies)
     wall = max(s[1] for s in spans) - min(s[0] for s in spans)
@@ -151,7 +157,8 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
             # CPU per poll does not depend on how loaded the machine is: it gives the
             # capacity of one dedicated core, whatever the neighbours did to the wall clock.
             "api_ms": 1000 * api_cpu / n if n else float("nan"),
-            "db_ms": 1000 * db_cpu / n if n else float("nan")}
+            "db_ms": 1000 * db_cpu / n if n else float("nan"),
+            "sessions": sessions}
 
 
 def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> list[dict]:
@@ -188,6 +195,7 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> list[di
                   f"p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
                   f"API CPU {result['api_ms']:.2f} ms/poll (one core: "
                   f"{1000 / result['api_ms']:.0f} polls/s)  DB CPU {result['db_ms']:.2f} ms/poll"
+                  f", {result['sessions']} new DB sessions"
                   f"  ({result['n']} requests, codes {result['codes']})", flush=True)
     finally:
         stop([handle.proc])

@@ -99,7 +99,7 @@ def _authenticate_row(session: Session, token: str,
 
 # How long a verified token is trusted without asking the database again. A token revoked
 # through this API process stops at once (the revoke route forgets it); one revoked elsewhere
-# (another replica, `robustgate token revoke`) stops within this many seconds.
+# (through another API replica, or in the database) stops within this many seconds.
 TOKEN_CACHE_SECONDS = 5.0
 
 
