@@ -198,7 +198,7 @@ class Chaos:
     def __init__(self, plan: Plan, folder: Path, seed: int, log=print) -> None:
         self.plan, self.folder, self.log = plan, folder, log
         self.rng = random.Random(seed + 1)
-        self.pg = PrivatePostgres(folder / "pg")
+        self.pg = PrivatePostgres()
         self.redis = PrivateRedis(folder)
         settings = embedded_settings(
             folder / "data", ROBUSTGATE_DATABASE_URL=self.pg.url,
@@ -211,11 +211,15 @@ class Chaos:
         self.pending_restarts: list[tuple[float, int]] = []
 
     def __enter__(self) -> Chaos:
-        self.pg.start()
-        self.redis.start()
-        self.api.start()
-        for i in range(len(self.workers.procs)):
-            self.workers.start(i)
+        try:
+            self.pg.start()
+            self.redis.start()
+            self.api.start()
+            for i in range(len(self.workers.procs)):
+                self.workers.start(i)
+        except BaseException:
+            self.__exit__()  # nothing started here outlives a failed start
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -223,6 +227,7 @@ class Chaos:
         self.api.stop()
         self.redis.kill()
         self.pg.stop()
+        self.pg.remove(keep=self.folder / "pg")
 
     def token(self, tenant: str) -> str:
         import subprocess

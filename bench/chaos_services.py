@@ -67,10 +67,14 @@ class PrivatePostgres:
     """``initdb`` into a temporary folder; ``restart`` is an immediate shutdown (no
     checkpoint, crash recovery at the next start), the way a crashed server comes back."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self) -> None:
         self.bin = postgres_binaries()
         if self.bin is None:
             raise RuntimeError("PostgreSQL server binaries (initdb, postgres) not found")
+        # A folder of its own directly under the temporary directory: when this runs as root
+        # the server runs as postgres, which must reach it, and the folders above a test's
+        # tmp_path are 0700 (pytest resets that mode whenever a session starts).
+        folder = Path(tempfile.mkdtemp(prefix="rg-chaos-pg-"))
         self.folder = folder
         self.data = folder / "pgdata"
         self.port = free_port()
@@ -79,13 +83,8 @@ class PrivatePostgres:
         self.starts = 0
         # initdb refuses to run as root: run the server as the postgres user then.
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        folder.mkdir(parents=True, exist_ok=True)
         if self._as:
             shutil.chown(folder, "postgres")
-            for parent in folder.parents:  # the server's user must reach its folder
-                if parent == Path(tempfile.gettempdir()) or parent == Path("/"):
-                    break
-                parent.chmod(parent.stat().st_mode | 0o711)
         subprocess.run([*self._as, str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
                         "-U", "postgres", "--no-sync", "-E", "UTF8"],
                        check=True, capture_output=True)
@@ -110,7 +109,15 @@ class PrivatePostgres:
         self._signal(signal.SIGQUIT)  # immediate shutdown: what a crash leaves behind
 
     def stop(self) -> None:
-        self._signal(signal.SIGINT)  # fast shutdown
+        """Fast shutdown, and the folder removed (its logs are copied to ``keep`` first)."""
+        self._signal(signal.SIGINT)
+
+    def remove(self, keep: Path | None = None) -> None:
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in self.folder.glob("postgres-*.log"):
+                shutil.copy(log, keep / log.name)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _signal(self, sig: int) -> None:
         # The postmaster itself (runuser in between does not pass every signal on).
