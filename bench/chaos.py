@@ -121,6 +121,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     references: dict[int, dict[str, Any]] = field(default_factory=dict)
     redis_url: str = ""
+    database_url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -303,7 +304,7 @@ def run(plan: Plan, seed: int, folder: Path, log=print) -> Outcome:
         for client in clients.values():
             client.request("POST", "/v1/standards", content=STANDARD.encode(),
                            headers={"Content-Type": "application/yaml"})
-        outcome = Outcome(jobs=[], redis_url=chaos.redis.url)
+        outcome = Outcome(jobs=[], redis_url=chaos.redis.url, database_url=chaos.pg.url)
         t0 = time.monotonic()
         deadline = t0 + plan.timeout
         # The flood first, the quiet tenant's jobs right behind it. Job k of either tenant
