@@ -76,10 +76,10 @@ class Client:
         headers = {"If-None-Match": seen[0]} if seen else {}
         response = self.request("GET", f"/v1/certifications/{job_id}", headers=headers)
         if response.status_code == 304 and seen:
-            return seen[1]
+            return dict(seen[1])
         body = response.json()
         if "etag" in response.headers:
-            self._seen[job_id] = (response.headers["etag"], body)
+            self._seen[job_id] = (response.headers["etag"], dict(body))
         return body
 
     def scorecard(self, job_id: str) -> dict[str, Any]:

@@ -5,8 +5,14 @@ error, none costs over the cap; every hostile request gets a JSON 4xx or a succe
 from __future__ import annotations
 
 import collections
+import io
+import zlib
+
+import numpy as np
+import pytest
 
 from bench import fuzz_http, fuzz_inputs
+from verifiers import DataError, load_eval_set
 from verifiers.model.fuzz.harness import run_isolated
 
 FAILING = ("error", "crashed", "timeout", "costly")
@@ -32,6 +38,19 @@ def test_hostile_evaluation_sets_are_refused_cleanly_and_cheaply() -> None:
 def test_hostile_standards_are_refused_cleanly() -> None:
     counts = _run("yaml", list(fuzz_inputs.yaml_cases(120, seed=2026)))
     assert counts["accepted"] >= 5 and counts["refused"] >= 50, counts
+
+
+def test_a_corrupt_deflate_stream_is_a_data_error() -> None:
+    """Found by the fuzzer: a damaged compressed member raised zlib.error, not DataError."""
+    digits = np.load(fuzz_inputs.ROOT / "examples/digits_eval.npz")
+    out = io.BytesIO()
+    np.savez_compressed(out, x=digits["x"][:64], y=digits["y"][:64])
+    raw = bytearray(out.getvalue())
+    raw[100] ^= 0xFF  # inside x.npy's deflate stream
+    with pytest.raises(zlib.error):  # what numpy alone raises on these bytes
+        np.load(io.BytesIO(bytes(raw)))["x"]
+    with pytest.raises(DataError, match="not a readable .npz"):
+        load_eval_set(bytes(raw))
 
 
 def test_a_decompression_bomb_is_refused_before_it_costs(tmp_path) -> None:
