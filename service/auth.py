@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +74,13 @@ def issue_token(session: Session, tenant_name: str, *, name: str = "",
 
 def authenticate(session: Session, token: str, now: datetime | None = None) -> Caller | None:
     """The caller a token stands for, or None (unknown, revoked or expired)."""
+    found = _authenticate_row(session, token, now)
+    return None if found is None else found[0]
+
+
+def _authenticate_row(session: Session, token: str,
+                      now: datetime | None = None) -> tuple[Caller, datetime | None] | None:
+    """(caller, the token's expiry) for a valid token, else None."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token),
@@ -84,7 +94,63 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> C
     last = _aware(row.last_used_at)
     if last is None or now - last >= LAST_USED_RESOLUTION:
         row.last_used_at = now
-    return Caller(row.tenant_id, row.id, row.is_admin)
+    return Caller(row.tenant_id, row.id, row.is_admin), expires
+
+
+# How long a verified token is trusted without asking the database again. A token revoked
+# through this API process stops at once (the revoke route forgets it); one revoked elsewhere
+# (through another API replica, or in the database) stops within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Verified:
+    caller: Caller
+    trusted_until: float  # on the cache's clock (time.monotonic)
+    expires_at: datetime | None
+
+
+class TokenCache:
+    """Verified tokens for a few seconds, keyed by their sha256: a status poll then costs no
+    token query. Only valid tokens are kept (an unknown token is asked again every time)."""
+
+    def __init__(self, ttl: float = TOKEN_CACHE_SECONDS, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, _Verified] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, token: str) -> Caller | None:
+        entry = self._entries.get(hash_token(token))
+        if entry is None or self._clock() >= entry.trusted_until:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
+            return None
+        return entry.caller
+
+    def verify(self, session: Session, token: str) -> Caller | None:
+        """The caller from the cache, else from the database (and then cached)."""
+        caller = self.lookup(token)
+        if caller is not None:
+            return caller
+        found = _authenticate_row(session, token)
+        if found is None:
+            return None
+        caller, expires = found
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # bounded memory; refilled on demand
+            self._entries[hash_token(token)] = _Verified(caller, self._clock() + self.ttl,
+                                                         expires)
+        return caller
+
+    def forget(self, token_id: int) -> None:
+        """Drop a token at once (it was revoked here)."""
+        with self._lock:
+            for key in [k for k, v in self._entries.items() if v.caller.token_id == token_id]:
+                del self._entries[key]
 
 
 def tenant_for_token(session: Session, token: str) -> Tenant | None:

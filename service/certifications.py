@@ -15,18 +15,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import standards_catalog
+from service import job_status, standards_catalog
 from service.broker import revoke, send_plan
-from service.db import Certification, CertificationPart, Dataset, StandardRecord, StoredModel
+from service.db import Certification, Dataset, StoredModel
 from service.db.models import utcnow
 from service.errors import ApiError
-from service.jobstore import aware, tenant_work
+from service.jobstore import tenant_work
 from service.quotas import check_samples, check_tenant
 from service.services import Services
 from service.storage import Staged, TooLarge
 from verifiers import DataError, IntakeError, load_eval_set
 from verifiers.admit import intake
-from verifiers.estimate import estimate
 from verifiers.model import load_model
 from verifiers.ood import load_ood_x, user_suite
 from verifiers.plan import attack_chunks
@@ -233,8 +232,12 @@ def _get_or_create(s: Session, table: type, tenant_id: int, staged: Staged, **fi
 
 
 def get(svc: Services, tenant_id: int, job_id: str) -> dict[str, Any]:
-    with svc.db.session() as s:
-        return _public(s, _owned(s, tenant_id, job_id))
+    with svc.db.read() as conn:
+        row = job_status.status_of(conn, job_id)
+        # Another tenant's job is reported as missing: existence itself is not leaked.
+        if row is None or row.tenant_id != tenant_id:
+            raise ApiError(404, "not_found", f"no certification {job_id!r}")
+        return job_status.public(row, job_status.estimate_for(conn, row))
 
 
 def scorecard(svc: Services, tenant_id: int, job_id: str) -> dict[str, Any]:
@@ -251,10 +254,11 @@ def list_for(svc: Services, tenant_id: int, limit: int, offset: int) -> dict[str
     with svc.db.session() as s:
         total = s.scalar(select(func.count()).select_from(Certification)
                          .where(Certification.tenant_id == tenant_id))
-        rows = s.scalars(select(Certification).where(Certification.tenant_id == tenant_id)
+        rows = s.execute(job_status.status_query()
+                         .where(Certification.tenant_id == tenant_id)
                          .order_by(Certification.created_at.desc(), Certification.id)
                          .limit(limit).offset(offset)).all()
-        items = [_public(s, r) for r in rows]
+        items = [job_status.public(r, job_status.estimate_for(s, r)) for r in rows]
     nxt = offset + limit if offset + limit < total else None
     return {"items": items, "total": total, "limit": limit, "offset": offset, "next_offset": nxt}
 
@@ -323,44 +327,3 @@ def _collect_blobs(svc: Services, keys: list[str]) -> None:
                              .where(Dataset.storage_key == key))
             if not used:
                 svc.blobs.delete(key)
-
-
-def _public(s: Session, job: Certification) -> dict[str, Any]:
-    model = s.get(StoredModel, job.model_id)
-    data = s.get(Dataset, job.dataset_id)
-    ood = s.get(Dataset, job.ood_dataset_id) if job.ood_dataset_id else None
-    std = s.get(StandardRecord, job.standard_id)
-    base = f"/v1/certifications/{job.id}"
-    return {
-        "id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
-        "verdict": job.verdict, "error": job.error, "seed": job.seed,
-        "input_range": [job.input_low, job.input_high],
-        "standard": {"name": std.name, "version": std.version, "sha256": std.sha256},
-        "model": {"sha256": model.sha256, "filename": model.filename, "size": model.size},
-        "dataset": {"sha256": data.sha256, "filename": data.filename,
-                    "n_samples": data.n_samples},
-        "ood_dataset": None if ood is None else {"sha256": ood.sha256, "filename": ood.filename,
-                                                 "n_samples": ood.n_samples},
-        "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "estimate": _estimate(s, job, data.n_samples),
-        "links": {"self": base, "scorecard": f"{base}/scorecard"},
-    }
-
-
-def _estimate(s: Session, job: Certification, n_samples: int | None) -> dict[str, Any] | None:
-    """Time left for a running job (verifiers.estimate), from when its attack and finish
-    parts started; None when finished, queued or not enough is measured yet."""
-    if job.status != "running" or not n_samples:
-        return None
-    rows = s.execute(select(CertificationPart.part, CertificationPart.created_at)
-                     .where(CertificationPart.job_id == job.id)).all()
-    attacks = [aware(at).timestamp() for part, at in rows if part.startswith("attack-")]
-    finish = [aware(at).timestamp() for part, at in rows if part == "finish"]
-    found = estimate(job.progress or 0.0, n_samples, utcnow().timestamp(),
-                     min(attacks) if attacks else None, finish[0] if finish else None)
-    return None if found is None else found.as_dict()
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None

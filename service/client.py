@@ -27,6 +27,7 @@ class Client:
     def __init__(self, server: str, token: str | None, timeout: float = 300.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+        self._seen: dict[str, tuple[str, dict[str, Any]]] = {}  # job id -> (ETag, status)
 
     def close(self) -> None:
         self._http.close()
@@ -70,7 +71,16 @@ class Client:
             return self.request("POST", "/v1/certifications", data=form, files=files).json()
 
     def get(self, job_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/v1/certifications/{job_id}").json()
+        # Conditional GET: an unchanged status comes back as a bodiless 304.
+        seen = self._seen.get(job_id)
+        headers = {"If-None-Match": seen[0]} if seen else {}
+        response = self.request("GET", f"/v1/certifications/{job_id}", headers=headers)
+        if response.status_code == 304 and seen:
+            return dict(seen[1])
+        body = response.json()
+        if "etag" in response.headers:
+            self._seen[job_id] = (response.headers["etag"], dict(body))
+        return body
 
     def scorecard(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/certifications/{job_id}/scorecard").json()

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from celery import Celery
 
+from service.auth import TokenCache
 from service.config import Settings
 from service.db import Database
 from service.storage import BlobStore
@@ -18,6 +19,8 @@ class Services:
     settings: Settings
     db: Database = field(init=False)
     blobs: BlobStore = field(init=False)
+    # Verified API tokens for a few seconds: a status poll asks the database once, not twice.
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.database_url)

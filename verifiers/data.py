@@ -7,6 +7,7 @@ import io
 import math
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,12 @@ if TYPE_CHECKING:  # the standards package imports this module
 # The most an uploaded ``.npz`` may decompress to, all arrays together, judged from its zip
 # headers before any array is read (a 2 MB zip bomb can otherwise expand to gigabytes).
 DEFAULT_MAX_DECOMPRESSED = 4 * 1024**3
+
+
+# What reading a damaged or hostile .npz can raise, besides our own DataError: a corrupt
+# deflate stream is a zlib.error, an unknown zip compression method a NotImplementedError.
+UNREADABLE_NPZ = (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
+                  MemoryError, zlib.error, NotImplementedError)
 
 
 def open_npz(raw: bytes, what: str, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED):
@@ -43,8 +50,7 @@ def open_npz(raw: bytes, what: str, max_decompressed: int = DEFAULT_MAX_DECOMPRE
                         _check_npy_header(fp, info, what)
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
-            MemoryError) as exc:
+    except UNREADABLE_NPZ as exc:
         raise DataError(f"{what} is not a readable .npz file: {exc}") from exc
     return np.load(io.BytesIO(raw), allow_pickle=False)
 
@@ -117,8 +123,7 @@ def load_eval_set(source: str | Path | bytes, *,
             arrays, sha256 = _loaded_arrays(source, max_decompressed)
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
-            MemoryError) as exc:
+    except UNREADABLE_NPZ as exc:
         raise DataError(f"evaluation set is not a readable .npz file: {exc}") from exc
     missing = sorted({"x", "y"} - set(arrays))
     if missing:

@@ -1,53 +1,83 @@
-"""Authentication before the body is read: an anonymous upload is refused unread."""
+"""Authentication before the body is read: an anonymous upload is refused unread.
+
+A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, whose task group and memory
+streams cost more than a status poll itself). A token verified in the last few seconds is
+answered from :class:`service.auth.TokenCache` without touching the database; otherwise the
+lookup runs in the thread pool so the event loop never waits on the database.
+"""
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+import json
+
+from anyio import to_thread
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.body_limit import body_limit
-from service.auth import authenticate
+from service.auth import Caller
 from service.errors import ApiError
 
 # Paths under /v1 anyone may read.
 PUBLIC_PREFIXES = ("/v1/standards", "/v1/schema", "/v1/keys", "/v1/metrics")
 
 
-class TokenAuthMiddleware(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        path = request.url.path
-        if not path.startswith("/v1/") or path.startswith(PUBLIC_PREFIXES):
-            return await call_next(request)
-        try:
-            request.state.tenant_id = self._tenant(request)
-            self._check_length(request)
-        except ApiError as err:
-            headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-            return JSONResponse(err.body(), status_code=err.status, headers=headers)
-        return await call_next(request)
+class TokenAuthMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-    def _tenant(self, request: Request) -> int:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or not path.startswith("/v1/")
+                or path.startswith(PUBLIC_PREFIXES)):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            caller = await self._caller(scope, headers)
+            self._check_length(scope, headers)
+        except ApiError as err:
+            extra = [(b"www-authenticate", b"Bearer")] if err.status == 401 else []
+            await _json_error(send, err, extra)
+            return
+        state = scope.setdefault("state", {})
+        state["caller"] = caller
+        state["tenant_id"] = caller.tenant_id
+        await self.app(scope, receive, send)
+
+    async def _caller(self, scope: Scope, headers: Headers) -> Caller:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthenticated",
                            "missing bearer token: send 'Authorization: Bearer <token>'")
-        svc = request.app.state.services
-        with svc.db.session() as s:
-            caller = authenticate(s, token.strip())
+        svc = scope["app"].state.services
+        caller = svc.tokens.lookup(token)
+        if caller is None:
+            caller = await to_thread.run_sync(_verify, svc, token)
         if caller is None:
             raise ApiError(401, "invalid_token", "the bearer token is not valid (unknown, "
                                                  "revoked or expired)")
-        request.state.caller = caller
-        return caller.tenant_id
+        return caller
 
-    def _check_length(self, request: Request) -> None:
+    def _check_length(self, scope: Scope, headers: Headers) -> None:
         # Two files under the cap each plus form overhead; larger bodies are refused unread
         # (a chunked body, with no length, is counted as it streams: BodyLimitMiddleware).
-        limit = body_limit(request.app.state.services.settings.max_upload_bytes)
-        length = request.headers.get("content-length")
+        limit = body_limit(scope["app"].state.services.settings.max_upload_bytes)
+        length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise ApiError(413, "request_too_large",
                            f"request body of {length} bytes exceeds the limit of {limit} bytes")
+
+
+def _verify(svc, token: str) -> Caller | None:
+    with svc.db.session() as s:
+        return svc.tokens.verify(s, token)
+
+
+async def _json_error(send: Send, err: ApiError, extra: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(err.body()).encode()
+    await send({"type": "http.response.start", "status": err.status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})

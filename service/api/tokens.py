@@ -82,4 +82,5 @@ def revoke(request: Request, token_id: int) -> Response:
             raise ApiError(404, "not_found", f"no token {token_id}")
         if row.revoked_at is None:
             row.revoked_at = datetime.now(UTC)
+    request.app.state.services.tokens.forget(token_id)  # this process: at once
     return Response(status_code=204)

@@ -6,8 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+# Connections kept per process, and opened beyond that under bursts (then closed).
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
 
 
 def normalise_url(url: str) -> str:
@@ -34,7 +38,11 @@ class Database:
                 self.url, connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            # Keep as many connections as the API's thread pool runs requests at once (anyio:
+            # 40): with SQLAlchemy's default 5 (+10 overflow), polls beyond the fifth each
+            # opened a connection, a new server backend, and closed it again.
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=POOL_SIZE,
+                                        max_overflow=POOL_OVERFLOW)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -47,6 +55,13 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A pooled connection outside any transaction, for one-statement reads (status
+        polls): no BEGIN and COMMIT round trips around the SELECT."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

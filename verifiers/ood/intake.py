@@ -6,12 +6,11 @@ once both are known.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from verifiers.data import DEFAULT_MAX_DECOMPRESSED, open_npz
+from verifiers.data import DEFAULT_MAX_DECOMPRESSED, UNREADABLE_NPZ, open_npz
 from verifiers.errors import DataError
 
 
@@ -28,8 +27,7 @@ def load_ood_x(source: str | Path | bytes, *,
             x = npz["x"]
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, OverflowError,
-            MemoryError) as exc:
+    except UNREADABLE_NPZ as exc:
         raise DataError(f"OOD set is not a readable .npz file: {exc}") from exc
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"OOD set 'x' must be a float array, got dtype {x.dtype}")

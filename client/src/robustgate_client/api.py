@@ -137,6 +137,7 @@ class Client:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
                                   transport=transport)
+        self._seen: dict[str, tuple[str, dict[str, Any]]] = {}  # job id -> (ETag, status)
 
     def close(self) -> None:
         self._http.close()
@@ -196,7 +197,16 @@ class Client:
         return Certification(self, self.status(job_id))
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/v1/certifications/{job_id}").json()
+        # Conditional GET: an unchanged status comes back as a bodiless 304.
+        seen = self._seen.get(job_id)
+        headers = {"If-None-Match": seen[0]} if seen else {}
+        response = self.request("GET", f"/v1/certifications/{job_id}", headers=headers)
+        if response.status_code == 304 and seen:
+            return dict(seen[1])
+        body = response.json()
+        if "etag" in response.headers:
+            self._seen[job_id] = (response.headers["etag"], dict(body))
+        return body
 
     def list_certifications(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
         return self.request("GET", "/v1/certifications",

@@ -1,0 +1,232 @@
+"""Status polling: how many ``GET /v1/certifications/{id}`` a real server answers, and how fast.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/polling.py                 # both databases
+    OMP_NUM_THREADS=1 .venv/bin/python bench/polling.py --db sqlite --seconds 5
+
+A real server (``robustgate serve --workers 0``: the API alone; the queued jobs stay queued)
+on loopback, on PostgreSQL (a database created here on 127.0.0.1:5432 and dropped at the end)
+and on SQLite. ``--jobs`` jobs of two tenants are submitted; then ``--concurrency`` pollers
+(spread over ``--procs`` client processes, httpx async with keep-alive) each GET one job after
+another for ``--seconds`` (at most ``--requests`` in all). Three rounds per database:
+
+* ``livez``: ``GET /livez`` (no token, no database): what the HTTP stack and this client
+  manage on this machine at this moment, the ceiling for the two rounds below;
+* ``plain``: every poll reads the full status (200 + body), as a naive client does;
+* ``etag``: every poll sends ``If-None-Match`` with the ETag it last saw (as
+  ``service.client.Client.get`` does); an unchanged status answers 304 with no body.
+
+Printed per round: requests/s, p50 and p99 latency (ms), status codes, and the CPU time the
+API process and the database's backends spent per request (from /proc: it does not depend on
+how loaded the machine is, so ``1000 / API CPU ms`` is what one dedicated API core serves);
+then the issue's
+baseline (#20: PostgreSQL 103 req/s, p50 187 ms, p99 480 ms; SQLite 274 req/s, on 2 loaded
+cores) and the goal (1,000 polls/s, p99 < 50 ms). The client shares the machine's cores with
+the server, so every figure is a lower bound on a dedicated server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.client import Client  # noqa: E402
+from service.serve import stop  # noqa: E402
+from tests.fixtures_service import PG_ADMIN, embedded_settings, start_server  # noqa: E402
+
+BASELINE = {"postgresql": "103 req/s, p50 187 ms, p99 480 ms",
+            "sqlite": "274 req/s"}
+GOAL = "1,000 polls/s, p99 < 50 ms"
+
+
+async def _poll_loop(url: str, targets: list[tuple[str, str]], concurrency: int,
+                     seconds: float, max_requests: int, etag: bool
+                     ) -> tuple[list[float], Counter, tuple[float, float]]:
+    latencies: list[float] = []
+    codes: Counter = Counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        deadline = time.perf_counter() + seconds
+        sent = 0
+
+        async def poller(i: int) -> None:
+            nonlocal sent
+            seen: dict[str, str] = {}
+            k = i
+            while time.perf_counter() < deadline and sent < max_requests:
+                sent += 1
+                token, path = targets[k % len(targets)]
+                k += 1
+                headers = {"Authorization": f"Bearer {token}"}
+                if etag and path in seen:
+                    headers["If-None-Match"] = seen[path]
+                t0 = time.perf_counter()
+                try:
+                    r = await http.get(path, headers=headers)
+                except httpx.HTTPError as exc:
+                    codes[type(exc).__name__] += 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                codes[r.status_code] += 1
+                if "etag" in r.headers:
+                    seen[path] = r.headers["etag"]
+
+        began = time.time()
+        await asyncio.gather(*(poller(i) for i in range(concurrency)))
+    return latencies, codes, (began, time.time())
+
+
+def _client_proc(url, targets, concurrency, seconds, max_requests, etag, start_at, out) -> None:
+    time.sleep(max(0.0, start_at - time.time()))  # all client processes start together
+    out.put(asyncio.run(_poll_loop(url, targets, concurrency, seconds, max_requests, etag)))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_backends(db_name: str | None) -> tuple[list[int], int]:
+    """(backend pids of the database now, sessions it has had so far)."""
+    if db_name is None:
+        return [], 0
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                            "AND pid <> pg_backend_pid()", (db_name,)).fetchall()
+        sessions = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s",
+                                (db_name,)).fetchone()[0]
+    return [r[0] for r in rows], int(sessions)
+
+
+def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
+              etag: bool, server_pid: int, db_name: str | None) -> dict:
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    per = max(1, args.concurrency // args.procs)
+    start_at = time.time() + 0.5
+    procs = [ctx.Process(target=_client_proc, args=(url, targets, per, args.seconds,
+                                                     args.requests // args.procs, etag,
+                                                     start_at, out))
+             for _ in range(args.procs)]
+    backends, sessions0 = pg_backends(db_name)  # the pool's connections, from the warm-up
+    api_cpu0 = cpu_seconds(server_pid)
+    db_cpu0 = sum(cpu_seconds(b) for b in backends)
+    for p in procs:
+        p.start()
+    latencies: list[float] = []
+    codes: Counter = Counter()
+    spans = []
+    for _ in procs:
+        lat, c, span = out.get(timeout=args.seconds + 120)
+        latencies += lat
+        codes += c
+        spans.append(span)
+    for p in procs:
+        p.join()
+    api_cpu = cpu_seconds(server_pid) - api_cpu0
+    db_cpu = sum(cpu_seconds(b) for b in backends) - db_cpu0
+    # New database sessions during the round: a pool too small for the thread pool opens
+    # (and forks a backend for) a connection per request beyond its size.
+    sessions = pg_backends(db_name)[1] - sessions0
+    latencies.sort()
+    n = len(latencies)
+    wall = max(s[1] for s in spans) - min(s[0] for s in spans)
+    return {"n": n, "rps": n / wall if wall else 0.0,
+            "p50": 1000 * latencies[n // 2] if n else float("nan"),
+            "p99": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else float("nan"),
+            "mean": 1000 * statistics.fmean(latencies) if n else float("nan"),
+            "codes": dict(codes),
+            # CPU per poll does not depend on how loaded the machine is: it gives the
+            # capacity of one dedicated core, whatever the neighbours did to the wall clock.
+            "api_ms": 1000 * api_cpu / n if n else float("nan"),
+            "db_ms": 1000 * db_cpu / n if n else float("nan"),
+            "sessions": sessions}
+
+
+def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> list[dict]:
+    env: dict[str, str] = {}
+    db_name = None
+    if kind == "postgresql":
+        db_name = f"rg_poll_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+        env["ROBUSTGATE_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
+    settings = embedded_settings(folder / kind, **env)
+    handle = start_server(settings, workers=0)
+    rows = []
+    try:
+        targets = []
+        for t in range(2):
+            token = handle.token(f"poll-{t}")
+            with Client(handle.url, token) as client:
+                for j in range(args.jobs // 2):
+                    job = client.submit(ROOT / "examples/digits_cnn.onnx",
+                                        ROOT / "examples/digits_eval.npz", "demo-digits",
+                                        seed=100 * t + j)
+                    targets.append((token, f"/v1/certifications/{job['id']}"))
+        run_round(handle.url, targets, argparse.Namespace(**{**vars(args), "seconds": 1.0}),
+                  False, handle.proc.pid, db_name)  # warm-up: connections, caches, threads
+        # livez: the HTTP stack and this client alone (no auth, no database), the ceiling
+        # any poll rate on this machine is measured against.
+        for mode, paths, etag in (("livez", [("-", "/livez")], False),
+                                  ("plain", targets, False), ("etag", targets, True)):
+            result = run_round(handle.url, paths, args, etag, handle.proc.pid, db_name)
+            result |= {"db": kind, "mode": mode}
+            rows.append(result)
+            print(f"{kind:10s} {result['mode']:5s}  {result['rps']:7.0f} req/s  "
+                  f"p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
+                  f"API CPU {result['api_ms']:.2f} ms/poll (one core: "
+                  f"{1000 / result['api_ms']:.0f} polls/s)  DB CPU {result['db_ms']:.2f} ms/poll"
+                  f", {result['sessions']} new DB sessions"
+                  f"  ({result['n']} requests, codes {result['codes']})", flush=True)
+    finally:
+        stop([handle.proc])
+        if db_name:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("postgresql", "sqlite", "both"), default="both")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--jobs", type=int, default=8)
+    args = parser.parse_args()
+    kinds = ("postgresql", "sqlite") if args.db == "both" else (args.db,)
+    print(f"concurrency {args.concurrency} over {args.procs} client process(es), "
+          f"{args.seconds:.0f} s per round, {args.jobs} jobs of 2 tenants")
+    with tempfile.TemporaryDirectory(prefix="rg-poll-") as tmp:
+        rows = [r for kind in kinds for r in bench_database(kind, args, Path(tmp))]
+    print("\nissue #20 baseline (2 loaded cores): " +
+          "; ".join(f"{k} {v}" for k, v in BASELINE.items()) + f".  Goal: {GOAL}.")
+    for r in (r for r in rows if r["mode"] != "livez"):
+        ok = r["rps"] >= 1000 and r["p99"] < 50
+        print(f"  {r['db']:10s} {r['mode']:5s} {r['rps']:7.0f} req/s, p99 {r['p99']:.1f} ms: "
+              f"{'meets' if ok else 'below'} the goal")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
