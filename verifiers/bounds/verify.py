@@ -134,10 +134,11 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
             reasons.append(f"bounds failed: {str(exc)[:200]}")
 
     progress.append(f"{len(open_regions)} of {len(regions)} regions left open by the bounds")
+    marabou_next = _small_enough(graph, config)
     if open_regions and graph is not None and config.bab is not None:
         # BaB interleaves its own PGD; it leaves time for the full PGD and, on networks small
         # enough, for Marabou
-        bab_end = budget.at(config.bab_share if _small_enough(graph, config) else 0.8)
+        bab_end = budget.at(config.bab_share if marabou_next else 0.9)
         try:
             bab = branch_and_bound(graph, [regions[i] for i in open_regions], loaded.runner,
                                    config.bab, bab_end)
@@ -152,7 +153,7 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
             open_regions = [open_regions[i] for i in bab.open_regions]
             reasons.append(bab.reason)
             progress.append(f"{len(open_regions)} left open by branch and bound")
-    attack_end = budget.at(config.attack_share)
+    attack_end = budget.at(config.attack_share if marabou_next else 1.0)
     for group in _still_open(boxes, open_regions):
         ce = attack.full(group, attack_end)
         if ce is not None:
