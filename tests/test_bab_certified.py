@@ -38,9 +38,10 @@ def model(tmp_path_factory):
     return load_model(raw), validate_arrays(x_ev[:100], y_ev[:100], "digits-100")
 
 
-def _run(model, bab_seconds: float, attacked_robust: dict | None = None):
+def _run(model, batches: int, attacked_robust: dict | None = None, seconds: float = 60.0):
     loaded, data = model
-    std = parse_standard(_standard(f"certified: {{bab_seconds: {bab_seconds}}}"))
+    std = parse_standard(_standard(f"certified: {{bab_batches: {batches}, "
+                                   f"bab_seconds: {seconds}}}"))
     ctx = RunContext(model=loaded, eval_set=data, standard=std, domain=InputDomain(0.0, 1.0),
                      device=torch.device("cpu"), seed=0, batch_size=64)
     ctx.correct = loaded.runner.predict(data.x) == data.y
@@ -50,10 +51,10 @@ def _run(model, bab_seconds: float, attacked_robust: dict | None = None):
 
 def test_bab_raises_certified_accuracy_where_bounds_were_loose(model):
     _, without = _run(model, 0)
-    ctx, with_bab = _run(model, 1.0)
+    ctx, with_bab = _run(model, 20)
     bab = with_bab.details["branch_and_bound"]
     assert without.details["branch_and_bound"]["tried"] == 0
-    assert bab["tried"] > 0
+    assert bab["tried"] > 0 and bab["time_capped"] == 0 and "partial" not in with_bab.details
     for eps in ("0.05", "0.07"):
         key = f"certified_accuracy@{eps}"
         assert with_bab.metrics[key] >= without.metrics[key]
@@ -69,7 +70,7 @@ def test_bab_never_certifies_a_sample_an_attack_broke(model):
     # Claim the attacks broke every sample the bounds alone did not certify.
     claims = {f"attacked_robust@{eps}": np.asarray(bounds_only_cert, dtype=bool)
               for eps, bounds_only_cert in _certified(model, 0).items()}
-    ctx, result = _run(model, 1.0, claims)
+    ctx, result = _run(model, 20, claims)
     assert result.details["branch_and_bound"]["tried"] == 0
     assert result.metrics == bounds_only.metrics
     for eps, robust in claims.items():
@@ -77,22 +78,40 @@ def test_bab_never_certifies_a_sample_an_attack_broke(model):
         assert not (cert & ~robust).any()
 
 
-def _certified(model, bab_seconds: float) -> dict[str, np.ndarray]:
-    ctx, _ = _run(model, bab_seconds)
+def _certified(model, batches: int) -> dict[str, np.ndarray]:
+    ctx, _ = _run(model, batches)
     return {k.split("@")[1]: v for k, v in ctx.per_sample.items() if k.startswith("certified@")}
 
 
+def test_a_work_budget_gives_the_same_figures_and_a_time_cap_makes_them_inconclusive(model):
+    """DESIGN: same inputs, same seed -> same metrics. The budget is counted in batches, so
+    the figures cannot depend on the machine's speed; a wall-clock cap that cuts a sample
+    first leaves the figures without a claim (INCONCLUSIVE), not with a slower machine's."""
+    _, first = _run(model, 6)
+    _, again = _run(model, 6)
+    assert first.metrics == again.metrics
+    counts = ("tried", "certified", "counterexamples", "undecided", "time_capped")
+    assert [first.details["branch_and_bound"][k] for k in counts] == \
+        [again.details["branch_and_bound"][k] for k in counts]
+    _, capped = _run(model, 100_000, seconds=1e-9)
+    assert capped.details["branch_and_bound"]["time_capped"] > 0
+    assert "time cap" in capped.details["partial"]["certified_accuracy@*"]
+
+
 def test_bab_budget_is_validated_and_capped():
-    assert parse_standard(_standard()).certified.bab_seconds == 1.0  # the default
-    assert parse_standard(_standard("certified: {bab_seconds: 0}")).certified.bab_seconds == 0
-    for bad, words in (("-1", ">= 0"), ("'soon'", "finite number"), ("7200", "at most 3600"),
-                       ("{}", "finite number")):
-        text = _standard(f"certified: {{bab_seconds: {bad}}}")
+    std = parse_standard(_standard())
+    assert (std.certified.bab_batches, std.certified.bab_seconds) == (0, 10.0)  # off
+    spec = parse_standard(_standard("certified: {bab_batches: 8, bab_seconds: 2}")).certified
+    assert (spec.bab_batches, spec.bab_seconds) == (8, 2.0)
+    for bad, words in (("bab_seconds: -1", ">= 0"), ("bab_seconds: 'soon'", "finite number"),
+                       ("bab_seconds: 7200", "at most 3600"), ("bab_seconds: {}", "finite number"),
+                       ("bab_batches: -1", "integer >= 0"), ("bab_batches: 1.5", "integer"),
+                       ("bab_batches: 1000000", "<= 100000")):
         with pytest.raises(StandardError, match=words):
-            parse_standard(text)
+            parse_standard(_standard(f"certified: {{{bad}}}"))
     with pytest.raises(StandardError, match="unknown field"):
         parse_standard(_standard("certified: {bab_minutes: 1}"))
-    std = parse_standard(_standard("certified: {bab_seconds: 120}"))
+    std = parse_standard(_standard("certified: {bab_batches: 8, bab_seconds: 120}"))
     assert over_ceilings(std) == ["certified.bab_seconds = 120.0 exceeds the ceiling "
                                   "bab_seconds <= 60"]
     check_ceilings(std, Ceilings(bab_seconds=120))

@@ -65,7 +65,8 @@ def over_ceilings(standard: Standard, ceilings: Ceilings = DEFAULT_CEILINGS) -> 
               ("explain.perturbations", ex.perturbations, "eot")]
     if standard.time_limit_s is not None:
         asked.append(("time_limit_s", standard.time_limit_s, "time_limit_s"))
-    asked.append(("certified.bab_seconds", standard.certified.bab_seconds, "bab_seconds"))
+    if standard.certified.bab_batches:
+        asked.append(("certified.bab_seconds", standard.certified.bab_seconds, "bab_seconds"))
     if standard.smoothing is not None:
         asked += [("smoothing.n", standard.smoothing.n, "smoothing_n"),
                   ("smoothing.n0", standard.smoothing.n0, "smoothing_n")]

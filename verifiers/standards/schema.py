@@ -20,6 +20,7 @@ from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import (
     COMPARATORS,
     EXPLAIN_METHODS,
+    MAX_BAB_BATCHES,
     MAX_BAB_SECONDS,
     NORMS,
     SEVERITIES,
@@ -141,15 +142,18 @@ def certified(doc: Located, raw: Any) -> CertifiedSpec:
     if raw is None:
         return CertifiedSpec()
     path: Path = ("certified",)
-    raw = mapping(doc, path, raw, "certified-check settings (bab_seconds)")
+    raw = mapping(doc, path, raw, "certified-check settings (bab_batches, bab_seconds)")
     known_fields(doc, path, raw, tuple(CertifiedSpec.__dataclass_fields__))
-    if "bab_seconds" not in raw:
-        return CertifiedSpec()
-    seconds = number(doc, (*path, "bab_seconds"), raw["bab_seconds"], low=0.0)
-    if seconds > MAX_BAB_SECONDS:
-        raise doc.error((*path, "bab_seconds"), f"must be at most {MAX_BAB_SECONDS:g} seconds "
-                                                f"per sample, got {_shown(raw['bab_seconds'])}")
-    return CertifiedSpec(bab_seconds=seconds)
+    defaults = CertifiedSpec()
+    batches = integer(doc, (*path, "bab_batches"), raw["bab_batches"], 0, MAX_BAB_BATCHES) \
+        if "bab_batches" in raw else defaults.bab_batches
+    seconds = defaults.bab_seconds
+    if "bab_seconds" in raw:
+        seconds = number(doc, (*path, "bab_seconds"), raw["bab_seconds"], low=0.0)
+        if seconds > MAX_BAB_SECONDS:
+            raise doc.error((*path, "bab_seconds"), f"must be at most {MAX_BAB_SECONDS:g} "
+                            f"seconds per sample, got {_shown(raw['bab_seconds'])}")
+    return CertifiedSpec(bab_batches=batches, bab_seconds=seconds)
 
 
 def name(doc: Located, raw: Any) -> str:

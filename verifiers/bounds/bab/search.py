@@ -64,6 +64,9 @@ class BabConfig:
     input_split_max_dims: int = 10
     input_split_iterations: int = 0  # alpha steps per input-split batch (0: CROWN only)
     max_domains: int = 200_000  # open subdomains kept before giving up (memory)
+    # A work budget (batches of subdomains), the same on every machine; None: until the
+    # deadline. The certified check stops on it, so its figures do not depend on speed.
+    max_batches: int | None = None
     pgd_every: int = 8  # batches between interleaved PGD runs
     falsify: FalsifyConfig = field(default_factory=lambda: FalsifyConfig(pgd_restarts=8))
     max_rows: int = 8192  # rows per backward pass when tightening intermediate bounds
@@ -82,6 +85,9 @@ class BabResult:
     max_depth: int
     seconds: float
     settled: int = 0  # subdomains with every ReLU fixed that a linear program's duals proved
+    # what ended an "unknown": "time" (the deadline), "work" (max_batches), "domains",
+    # "cancel", "stuck"; "" when decided
+    stopped_by: str = ""
 
 
 def branch_and_bound(graph: BoundGraph, regions: Sequence[Region], runner: OnnxRunner,
@@ -127,6 +133,7 @@ class _Search:
         for i, r in enumerate(regions):
             self.real[i, :r.C.shape[0]] = True
         self.found: tuple[Counterexample, int] | None = None  # from a settled subdomain
+        self.stopped_by = ""
 
     # ------------------------------------------------------------------ the loop
 
@@ -160,6 +167,7 @@ class _Search:
                 self.depth = max(self.depth, int(children.depth.max()))
             pool.push(children.take((children.score() <= 0).nonzero().squeeze(1)))
         if self.stuck:
+            self.stopped_by = "stuck"
             return self._result("unknown", f"branch and bound: {self.stuck} subdomain(s) that "
                                 "cannot be split further (every ReLU fixed, or the input box "
                                 "too narrow) neither proved nor falsified",
@@ -172,11 +180,19 @@ class _Search:
     def _interrupted(self, open_count: int) -> str:
         checkpoint()
         if self.cancel is not None and self.cancel():
+            self.stopped_by = "cancel"
             return "branch and bound cancelled"
+        limit = self.config.max_batches
+        if limit is not None and self.batches >= limit:
+            self.stopped_by = "work"
+            return (f"branch and bound used its work budget of {limit} batches with "
+                    f"{open_count} open subdomains ({self.domains} bounded, depth {self.depth})")
         if self.deadline is not None and time.monotonic() > self.deadline:
+            self.stopped_by = "time"
             return (f"branch and bound ran out of time with {open_count} open subdomains "
                     f"({self.domains} bounded, depth {self.depth})")
         if open_count > self.config.max_domains:
+            self.stopped_by = "domains"
             return (f"branch and bound stopped at {open_count} open subdomains "
                     f"(max_domains={self.config.max_domains})")
         return ""
@@ -185,7 +201,7 @@ class _Search:
                 region: int | None = None, open_regions: Sequence[int] = ()) -> BabResult:
         return BabResult(status, reason, ce, region, tuple(open_regions), self.mode,
                          self.domains, self.batches, self.depth, time.perf_counter() - self.t0,
-                         self.settled)
+                         self.settled, self.stopped_by if status == "unknown" else "")
 
     # ------------------------------------------------------------------ bounding
 
