@@ -173,7 +173,9 @@ def _part_head(boundary: str, name: str, filename: str | None = None) -> bytes:
 def run_case(case: str, gb: float, folder: Path) -> dict:
     total = int(gb * 1e9)
     env = {}
-    if case == "just-over":  # body_limit = 2 x upload limit + 1 MiB: refuse ~8 MiB before the end
+    if case in ("length-over", "chunked-over"):  # a limit well under the body, whatever the default
+        env["ROBUSTGATE_MAX_UPLOAD_BYTES"] = str(total // 4)
+    elif case == "just-over":  # body_limit = 2 x upload limit + 1 MiB: refuse ~8 MiB before the end
         env["ROBUSTGATE_MAX_UPLOAD_BYTES"] = str((total - 9 * MiB) // 2)
     elif case == "npz-1g":
         env["ROBUSTGATE_MAX_UPLOAD_BYTES"] = str(int(1.1 * 1024**3 * max(gb, 0.01)))
