@@ -227,7 +227,8 @@ def shrink_ood(per_suite: int | None, fooling: int | None) -> str:
 
 
 class _Stages:
-    """A progress callback that prints each stage as it starts (stderr), with its start time."""
+    """A progress callback that prints each stage as it starts (stderr), with its start time
+    and the peak RSS so far (so the check that raised the peak can be read off)."""
 
     def __init__(self, t0: float) -> None:
         self.t0, self.stage = t0, ""
@@ -235,8 +236,8 @@ class _Stages:
     def __call__(self, _fraction: float, stage: str) -> None:
         if stage != self.stage:
             self.stage = stage
-            print(f"  [{time.perf_counter() - self.t0:7.1f}s] {stage}", file=sys.stderr,
-                  flush=True)
+            print(f"  [{time.perf_counter() - self.t0:7.1f}s] {stage:12s} peak RSS so far "
+                  f"{peak_rss_mib():.0f} MiB", file=sys.stderr, flush=True)
 
 
 
