@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from examples.digits import DigitsMLP, export_onnx, load_digits_split, train
 from verifiers import SoundnessError, certify, load_eval_set, parse_standard
+from verifiers.bounds import build_graph
+from verifiers.bounds.cost import refinement_cost
 from verifiers.checks import RunContext, certified
 from verifiers.data import InputDomain, validate_arrays
 from verifiers.model import load_model
+from verifiers.standards import evaluate
 
 STANDARD = """
 name: certified-test
@@ -77,3 +81,45 @@ def test_unsupported_op_makes_certified_criteria_inconclusive(tmp_path, mlp):
     assert check["status"] == "inconclusive"
     assert "not certifiable" in check["reason"] and "Exp" in check["reason"]
     assert card["verdict"] == "INCONCLUSIVE"
+
+
+def test_crown_over_its_cost_limit_runs_ibp_and_leaves_criteria_inconclusive(mlp, monkeypatch):
+    """A graph too large for CROWN (an ImageNet ResNet-50: months a sample) must not start a
+    job that cannot finish: IBP runs, and the certified criteria say why they cannot PASS."""
+    raw, data = mlp
+    model = load_model(raw)
+    standard = parse_standard(STANDARD)
+    ctx = RunContext(model=model, eval_set=data, standard=standard,
+                     domain=InputDomain(0.0, 1.0), device=torch.device("cpu"), seed=0,
+                     batch_size=64)
+    ctx.correct = model.runner.predict(data.x) == data.y
+    monkeypatch.setattr(certified, "CROWN_MAX_COST", 0)
+    result = certified.run(ctx)
+    assert result.details["method"] == "ibp"
+    assert "crown not run" in result.details["crown_skipped"]
+    results, verdict, _ = evaluate(standard, {"certified": result}, n_samples=len(data))
+    (crit,) = [r for r in results if r.criterion.check == "certified"]
+    assert crit.result == "INCONCLUSIVE" and "crown not run" in crit.reason
+    assert verdict == "INCONCLUSIVE"
+
+
+def test_refinement_cost_is_bounded_neurons_times_their_upstream():
+    # x[4] -> Gemm h1[5] -> Relu -> Gemm h2[3] -> Relu -> Gemm y[2]
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+             for n, s in (("w1", (5, 4)), ("w2", (3, 5)), ("w3", (2, 3)))]
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h1"], transB=1),
+             helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("Gemm", ["r1", "w2"], ["h2"], transB=1),
+             helper.make_node("Relu", ["h2"], ["r2"]),
+             helper.make_node("Gemm", ["r2", "w3"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "mlp",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # h1 is affine in the input box, so IBP is exact there and CROWN leaves it alone;
+    # h2: 3 neurons, each one backward pass through h2, r1 and h1 (3 + 5 + 5 numbers)
+    built = build_graph(model)
+    assert "h1" in built.exact_ibp
+    assert refinement_cost(built) == 3 * 13
