@@ -50,11 +50,11 @@ if str(ROOT) not in sys.path:
 from bench.chaos_services import (  # noqa: E402
     ApiProcess,
     PrivatePostgres,
-    PrivateRedis,
     Workers,
 )
 from service.client import FINISHED, Client, ClientError  # noqa: E402
 from tests.fixtures_service import clean_env, embedded_settings  # noqa: E402
+from tests.own_redis import OwnRedis  # noqa: E402
 
 MODEL = ROOT / "examples/digits_cnn.onnx"
 EVAL = ROOT / "examples/digits_eval.npz"
@@ -200,7 +200,7 @@ class Chaos:
         self.plan, self.folder, self.log = plan, folder, log
         self.rng = random.Random(seed + 1)
         self.pg = PrivatePostgres()
-        self.redis = PrivateRedis(folder)
+        self.redis = OwnRedis(folder)
         settings = embedded_settings(
             folder / "data", ROBUSTGATE_DATABASE_URL=self.pg.url,
             ROBUSTGATE_BROKER_URL=self.redis.url, ROBUSTGATE_QUEUE="rg-chaos",

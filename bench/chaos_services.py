@@ -1,5 +1,6 @@
-"""Processes the chaos bench owns and breaks: a private PostgreSQL cluster, a private Redis,
-the API and the Celery workers, each startable, killable and restartable in place.
+"""Processes the chaos bench owns and breaks: a private PostgreSQL cluster, the API and the
+Celery workers, each startable, killable and restartable in place (the private Redis is the
+tests' own, tests/own_redis.py).
 
 PostgreSQL and Redis are private (a temporary folder, a free loopback port) because restarting
 the machine's shared servers would hurt everyone else using them.
@@ -18,7 +19,6 @@ import time
 from pathlib import Path
 
 import psycopg
-import redis
 
 from service.config import Settings
 from service.demo import free_port, wait_healthy
@@ -131,38 +131,6 @@ class PrivatePostgres:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 _kill(self.proc)
-
-
-class PrivateRedis:
-    """A non-persistent ``redis-server``: a restart comes back empty (the worst case)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.starts += 1
-        log = self.folder / f"redis-{self.starts}.log"
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.folder)],
-                stdout=out, stderr=subprocess.STDOUT)
-
-        def ready() -> bool:
-            client = redis.Redis.from_url(self.url, socket_timeout=1)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-
-        _wait(ready, "redis-server", self.proc, log, timeout)
-
-    def kill(self) -> None:
-        _kill(self.proc)
 
 
 class ApiProcess:
