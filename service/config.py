@@ -131,6 +131,7 @@ class _EnvSettings(BaseModel):
     max_jobs_per_hour: int = Field(Quotas.jobs_per_hour, ge=1)
     max_time_limit_s: int = Field(DEFAULT_CEILINGS.time_limit_s, ge=1)
     max_bab_seconds: int = Field(DEFAULT_CEILINGS.bab_seconds, ge=1)
+    max_ood_samples: int = Field(DEFAULT_CEILINGS.ood_samples, ge=1)
 
     @field_validator("database_url")
     @classmethod

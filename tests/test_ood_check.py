@@ -227,3 +227,31 @@ def test_certified_hook_is_checked_against_the_attack(models: dict) -> None:
     with pytest.raises(SoundnessError):
         ood.run(ctx, cfg, bound=unsound)
 
+
+
+def test_a_standard_sets_the_suite_and_fooling_sizes_within_the_ceilings(models: dict) -> None:
+    """The OOD check's sizes came from fixed defaults (512 a suite, 128 fooling images x 100
+    steps: hours for an ImageNet ResNet-50 on a CPU); a standard's ``ood:`` section sets them,
+    and the ceilings bound them like every other budget."""
+    import dataclasses
+
+    from verifiers.errors import StandardError
+    from verifiers.limits import over_ceilings
+
+    text = STANDARD.document + "ood: {samples_per_suite: 40, fooling_samples: 6, " \
+                               "fooling_steps: 5}\n"
+    small = parse_standard(text)
+    assert (small.ood.samples_per_suite, small.ood.adversarial.samples,
+            small.ood.adversarial.steps) == (40, 6, 5)
+    assert STANDARD.ood.samples_per_suite == 512   # no section: the defaults
+    ctx = make_ctx(models["plain"])
+    ctx.standard = dataclasses.replace(small)
+    result = ood.run(ctx)
+    assert {d["n"] for name, d in result.details["suites"].items() if name != "user"} == {40}
+    assert result.details["adversarial"]["samples"] == 6
+    huge = parse_standard(STANDARD.document + "ood: {samples_per_suite: 1000000}\n")
+    assert over_ceilings(huge) == ["ood.samples_per_suite = 1000000 exceeds the ceiling "
+                                   "ood_samples <= 10000"]
+    for bad in ("{samples_per_suite: 1}", "{fooling_steps: 0}", "{suites: 3}"):
+        with pytest.raises(StandardError):
+            parse_standard(STANDARD.document + f"ood: {bad}\n")

@@ -31,6 +31,7 @@ class Ceilings:
     sanity_factor: int = 10         # the masking check's "stronger attack" multiplier
     time_limit_s: int = 24 * 3600   # a standard's ``time_limit_s`` (wall seconds per job)
     bab_seconds: int = 60           # certified check's branch and bound, seconds per sample
+    ood_samples: int = 10_000       # images per OOD suite, and fooling images
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -63,6 +64,10 @@ def over_ceilings(standard: Standard, ceilings: Ceilings = DEFAULT_CEILINGS) -> 
               ("explain.steps", ex.steps, "iterations"),
               ("explain.deletion_steps", ex.deletion_steps, "iterations"),
               ("explain.perturbations", ex.perturbations, "eot")]
+    ood = standard.ood
+    asked += [("ood.samples_per_suite", ood.samples_per_suite, "ood_samples"),
+              ("ood.fooling_samples", ood.adversarial.samples, "ood_samples"),
+              ("ood.fooling_steps", ood.adversarial.steps, "iterations")]
     if standard.time_limit_s is not None:
         asked.append(("time_limit_s", standard.time_limit_s, "time_limit_s"))
     if standard.certified.bab_batches:

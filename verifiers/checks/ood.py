@@ -50,7 +50,7 @@ def run(ctx: RunContext, config: OodConfig | None = None,
         bound: ConfidenceBound | None = None) -> CheckResult:
     """``bound``: the certified-confidence hook, filled by the bound engine once it exists."""
     t0 = time.perf_counter()
-    cfg = config or OodConfig()
+    cfg = config or ctx.standard.ood
     x_id = ctx.eval_set.x
     reader = OutputReader(ctx.model, x_id[:ctx.batch_size], batch_size=ctx.batch_size)
     id_scores = _scores(reader, x_id)

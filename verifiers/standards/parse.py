@@ -21,7 +21,7 @@ from verifiers.standards.spec import FIDELITY_UNITS, Standard
 FIELDS = ("name", "version", "description", "input_domain", "threat_model", "budget",
           "attacks", "fidelity_tolerance", "fidelity_unit", "criteria", "confidence",
           "min_samples", "min_group_samples", "explain", "smoothing", "time_limit_s",
-          "certified")
+          "certified", "ood")
 
 
 # Versions are stored in a 32-bit integer column; a larger one is refused here, at parse.
@@ -74,6 +74,7 @@ def parse_standard(document: str) -> Standard:
         explain_requested="explain" in data or any(c.check == "explain" for c in criteria),
         smoothing=smoothing, time_limit_s=time_limit,
         certified=schema.certified(doc, data.get("certified")),
+        ood=schema.ood(doc, data.get("ood")),
     )
 
 

@@ -9,12 +9,14 @@ the reported value could never decide such a criterion soundly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
 
 from verifiers import catalogue
 from verifiers.labels import labelled_number
+from verifiers.ood.config import OodConfig
 from verifiers.smoothing.config import SmoothingConfig
 from verifiers.standards.located import Located, Path, field_name
 from verifiers.standards.spec import (
@@ -154,6 +156,28 @@ def certified(doc: Located, raw: Any) -> CertifiedSpec:
             raise doc.error((*path, "bab_seconds"), f"must be at most {MAX_BAB_SECONDS:g} "
                             f"seconds per sample, got {_shown(raw['bab_seconds'])}")
     return CertifiedSpec(bab_batches=batches, bab_seconds=seconds)
+
+
+def ood(doc: Located, raw: Any) -> OodConfig:
+    """The optional ``ood:`` section: ``samples_per_suite`` (images per generated suite),
+    ``fooling_samples`` and ``fooling_steps`` (the adversarial OOD search)."""
+    defaults = OodConfig()
+    if raw is None:
+        return defaults
+    path: Path = ("ood",)
+    raw = mapping(doc, path, raw, "OOD settings (samples_per_suite, fooling_samples, "
+                                  "fooling_steps)")
+    known_fields(doc, path, raw, ("samples_per_suite", "fooling_samples", "fooling_steps"))
+    adv = defaults.adversarial
+    per_suite = integer(doc, (*path, "samples_per_suite"), raw["samples_per_suite"], 2) \
+        if "samples_per_suite" in raw else defaults.samples_per_suite
+    fooling = integer(doc, (*path, "fooling_samples"), raw["fooling_samples"], 1) \
+        if "fooling_samples" in raw else adv.samples
+    steps = integer(doc, (*path, "fooling_steps"), raw["fooling_steps"], 1) \
+        if "fooling_steps" in raw else adv.steps
+    return dataclasses.replace(
+        defaults, samples_per_suite=per_suite,
+        adversarial=dataclasses.replace(adv, samples=fooling, steps=steps))
 
 
 def name(doc: Located, raw: Any) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from verifiers.attacks.budget import DEFAULT_ATTACKS, PRESETS, Budget, PgdBudget
+from verifiers.ood.config import OodConfig
 from verifiers.smoothing.config import SmoothingConfig
 
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
@@ -162,6 +163,9 @@ class Standard:
     # could not finish in time is INCONCLUSIVE with the reason (None: no limit of its own).
     time_limit_s: float | None = None
     certified: CertifiedSpec = field(default_factory=CertifiedSpec)
+    # The ``ood:`` section: suite and fooling sizes (defaults: OodConfig's; large models on a
+    # CPU need smaller ones, the ceilings bound larger ones).
+    ood: OodConfig = field(default_factory=OodConfig)
 
     @property
     def threats(self) -> tuple[ThreatModel, ...]:
