@@ -135,24 +135,31 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
 
     progress.append(f"{len(open_regions)} of {len(regions)} regions left open by the bounds")
     marabou_next = _small_enough(graph, config)
+
+    def bab_round(todo: list[int], end: float) -> tuple[VerificationResult | None, list[int]]:
+        """Branch and bound on ``todo`` until ``end``: (a 'violated' answer, still open)."""
+        try:
+            bab = branch_and_bound(graph, [regions[i] for i in todo], loaded.runner,
+                                   config.bab, end)
+        except RuntimeError as exc:  # out of memory or a torch failure: leave it to Marabou
+            reasons.append(f"branch and bound failed: {str(exc)[:200]}")
+            return None, todo
+        if bab.status == "violated":
+            return answer("violated", "", bab.counterexample.found_by, bab.counterexample,
+                          shape), todo
+        if len(bab.open_regions) < len(todo):
+            proved_by.add("bab")
+        reasons.append(bab.reason)
+        return None, [todo[i] for i in bab.open_regions]
+
     if open_regions and graph is not None and config.bab is not None:
         # BaB interleaves its own PGD; it leaves time for the full PGD and, on networks small
         # enough, for Marabou
-        bab_end = budget.at(config.bab_share if marabou_next else 0.9)
-        try:
-            bab = branch_and_bound(graph, [regions[i] for i in open_regions], loaded.runner,
-                                   config.bab, bab_end)
-        except RuntimeError as exc:  # out of memory or a torch failure: leave it to Marabou
-            reasons.append(f"branch and bound failed: {str(exc)[:200]}")
-        else:
-            if bab.status == "violated":
-                return answer("violated", "", bab.counterexample.found_by, bab.counterexample,
-                              shape)
-            if len(bab.open_regions) < len(open_regions):
-                proved_by.add("bab")
-            open_regions = [open_regions[i] for i in bab.open_regions]
-            reasons.append(bab.reason)
-            progress.append(f"{len(open_regions)} left open by branch and bound")
+        found, open_regions = bab_round(
+            open_regions, budget.at(config.bab_share if marabou_next else 0.9))
+        if found is not None:
+            return found
+        progress.append(f"{len(open_regions)} left open by branch and bound")
     attack_end = budget.at(config.attack_share if marabou_next else 1.0)
     for group in _still_open(boxes, open_regions):
         ce = attack.full(group, attack_end)
@@ -183,6 +190,13 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
     elif open_regions:
         reasons.append("complete tier skipped: more activation neurons than "
                        f"marabou_max_neurons={config.marabou_max_neurons}")
+    if open_regions and graph is not None and config.bab is not None \
+            and budget.left() > _LAST_ROUND_S:
+        # Marabou answered early (an error, a quick "unknown"): the rest of the budget goes
+        # back to branch and bound rather than unused
+        found, open_regions = bab_round(open_regions, budget.deadline - _ANSWER_MARGIN_S)
+        if found is not None:
+            return found
     if not open_regions:
         return answer("holds", "", "+".join(sorted(proved_by)) or "no satisfiable region")
     if budget.left() <= 0:
@@ -190,6 +204,12 @@ def _decide(model_bytes: bytes, vnnlib_text: str, method: Method, config: Verify
     reasons = list(dict.fromkeys(r for r in reasons if r))
     detail = f"{len(open_regions)} of {len(regions)} regions neither proved nor falsified"
     return answer("unknown", "; ".join([detail, *reasons]))
+
+
+# A last branch-and-bound round runs when this much of the budget is left after Marabou; it
+# stops this long before the deadline, to answer in time.
+_LAST_ROUND_S = 1.0
+_ANSWER_MARGIN_S = 0.2
 
 
 def group_by_box(regions: list[Region]) -> list[list[int]]:
