@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,31 @@ class ServerHandle:
 
     def token(self, tenant: str) -> str:
         return self.cli("token", "create", "--tenant", tenant).stdout.strip()
+
+    def parts(self, job_id: str) -> dict[str, str]:
+        """The job's parts and their states, from the database: what a worker has really
+        taken (the status's stage says "attacks" as soon as the plan is sent, before any
+        worker takes a shard)."""
+        from sqlalchemy import create_engine, text
+
+        from service.db.engine import normalise_url
+
+        engine = create_engine(normalise_url(self.settings.database_url))
+        try:
+            with engine.connect() as conn:
+                return dict(conn.execute(text("SELECT part, state FROM certification_parts "
+                                              "WHERE job_id = :i"), {"i": job_id}).all())
+        finally:
+            engine.dispose()
+
+    def wait_for_part(self, client, job_id: str, part: str, timeout: float = 180) -> None:
+        """Until a worker runs ``part`` of the job (the job must stay queued or running)."""
+        deadline = time.monotonic() + timeout
+        while self.parts(job_id).get(part) != "running":
+            state = client.get(job_id)
+            assert state["status"] in ("queued", "running"), state
+            assert time.monotonic() < deadline, (state, self.parts(job_id))
+            time.sleep(0.05)
 
 
 def clean_env() -> dict[str, str]:
