@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from verifiers.bounds.graph import BoundGraph
+from verifiers.bounds.graph import BoundGraph, GraphNode
 from verifiers.bounds.ops import Interval
 from verifiers.bounds.passes import record
 from verifiers.interrupt import checkpoint
@@ -49,6 +49,20 @@ def concretize(A: Tensor, box: Interval) -> Tensor:
     return (A * center).flatten(2).sum(-1) - (A.abs() * radius).flatten(2).sum(-1)
 
 
+def backward_step(node: GraphNode, A: Tensor, bounds: Mapping[str, Interval],
+                  alphas: Mapping[str, Tensor] | None, coeffs: dict[str, Tensor]
+                  ) -> Tensor | None:
+    """One node of a backward pass: its relaxation maps ``A`` (the coefficients on its output)
+    to its inputs, added into ``coeffs``; returns the bias term it adds (or None)."""
+    ins = [bounds[i] if node.op.needs_bounds else None for i in node.inputs]
+    alpha = alphas.get(node.output) if alphas else None
+    a_ins, b = node.op.backward(A, ins, alpha)
+    for name, a in zip(node.inputs, a_ins, strict=True):
+        if a is not None:
+            coeffs[name] = coeffs[name] + a if name in coeffs else a
+    return b
+
+
 def backward_lower(graph: BoundGraph, start: str, A0: Tensor, bounds: Mapping[str, Interval],
                    box: Interval, alphas: Mapping[str, Tensor] | None = None) -> Tensor:
     """Lower bound of ``A0 . start`` ([B, S]) over the box, given intermediate bounds."""
@@ -59,14 +73,9 @@ def backward_lower(graph: BoundGraph, start: str, A0: Tensor, bounds: Mapping[st
         if A is None:
             continue
         checkpoint()  # one op's backward step is the longest stretch between two checks
-        ins = [bounds[i] if node.op.needs_bounds else None for i in node.inputs]
-        alpha = alphas.get(node.output) if alphas else None
-        a_ins, b = node.op.backward(A, ins, alpha)
+        b = backward_step(node, A, bounds, alphas, coeffs)
         if b is not None:
             bias = bias + b
-        for name, a in zip(node.inputs, a_ins, strict=True):
-            if a is not None:
-                coeffs[name] = coeffs[name] + a if name in coeffs else a
     A = coeffs.get(graph.input_name)
     return bias if A is None else bias + concretize(A, box)
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from verifiers.bounds.adam import Adam
-from verifiers.bounds.crown import concretize
+from verifiers.bounds.crown import backward_step, concretize
 from verifiers.bounds.graph import BoundGraph
 from verifiers.bounds.ops import Interval
 
@@ -56,14 +56,9 @@ def walk(graph: BoundGraph, bounds: Mapping[str, Interval], A0: Tensor,
             continue
         if node.output in record:
             seen[node.output] = A.detach()
-        ins = [bounds[i] if node.op.needs_bounds else None for i in node.inputs]
-        alpha = alphas.get(node.output) if alphas else None
-        a_ins, b = node.op.backward(A, ins, alpha)
+        b = backward_step(node, A, bounds, alphas, coeffs)
         if b is not None:
             bias = bias + b
-        for name, a in zip(node.inputs, a_ins, strict=True):
-            if a is not None:
-                coeffs[name] = coeffs[name] + a if name in coeffs else a
     A_x = coeffs.get(graph.input_name)
     lower = bias if A_x is None else bias + concretize(A_x, box)
     return Walk(lower, seen, A_x)
