@@ -1,23 +1,28 @@
 """Status polling: how many ``GET /v1/certifications/{id}`` a real server answers, and how fast.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/polling.py                 # both databases
-    OMP_NUM_THREADS=1 .venv/bin/python bench/polling.py --db sqlite --seconds 5
+    OMP_NUM_THREADS=1 .venv/bin/python bench/polling.py --db sqlite --seconds 5 --api-processes 2
 
-A real server (``robustgate serve --workers 0``: the API alone; the queued jobs stay queued)
-on loopback, on PostgreSQL (a database created here on 127.0.0.1:5432 and dropped at the end)
-and on SQLite. ``--jobs`` jobs of two tenants are submitted; then ``--concurrency`` pollers
-(spread over ``--procs`` client processes, httpx async with keep-alive) each GET one job after
-another for ``--seconds`` (at most ``--requests`` in all). Three rounds per database:
+A real server (``robustgate serve --workers 0 --api-processes N``: the API alone; the queued
+jobs stay queued) on loopback, on PostgreSQL (a database created here on 127.0.0.1:5432 and
+dropped at the end) and on SQLite, once per ``--api-processes`` count (default 1 and 2).
+``--jobs`` jobs of two tenants are submitted; then ``--concurrency`` keep-alive connections
+each GET one job after another for ``--seconds``. The load comes from ``wrk`` (C, a Lua
+script rotating jobs and tokens; ``apt-get install wrk``) when it is on PATH, else from
+httpx in ``--procs`` Python processes (at most ``--requests``), which spends several times
+the server's CPU per request on the same two cores and so measures mostly itself. Three
+rounds per database:
 
 * ``livez``: ``GET /livez`` (no token, no database): what the HTTP stack and this client
   manage on this machine at this moment, the ceiling for the two rounds below;
 * ``plain``: every poll reads the full status (200 + body), as a naive client does;
 * ``etag``: every poll sends ``If-None-Match`` with the ETag it last saw (as
-  ``service.client.Client.get`` does); an unchanged status answers 304 with no body.
+  ``service.client.Client.get`` does; with wrk, the ETag read just before the round, since
+  the queued jobs do not change); an unchanged status answers 304 with no body.
 
 Printed per round: requests/s, p50 and p99 latency (ms), status codes, and the CPU time the
-API process and the database's backends spent per request (from /proc: it does not depend on
-how loaded the machine is, so ``1000 / API CPU ms`` is what one dedicated API core serves);
+API processes and the database's backends spent per request (from /proc: it does not depend
+on how loaded the machine is, so ``1000 / API CPU ms`` is what one dedicated API core serves);
 then the issue's
 baseline (#20: PostgreSQL 103 req/s, p50 187 ms, p99 480 ms; SQLite 274 req/s, on 2 loaded
 cores) and the goal (1,000 polls/s, p99 < 50 ms). The client shares the machine's cores with
@@ -28,9 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -104,6 +112,86 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the API processes ``--api-processes`` spawns)."""
+    found, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        path = Path(f"/proc/{parent}/task/{parent}/children")
+        try:
+            kids = [int(k) for k in path.read_text().split()]
+        except OSError:
+            kids = []
+        found += kids
+        frontier += kids
+    return found
+
+
+_WRK_SCRIPT = """
+local targets = {%(targets)s}
+n, codes = 0, {}  -- globals: done() reads each thread's codes
+function init(args) n = tonumber(args[1]) end
+function request()
+  n = n + 1
+  local t = targets[(n %% #targets) + 1]
+  local h = {["Authorization"] = "Bearer " .. t[2]}
+  if t[3] ~= "" then h["If-None-Match"] = t[3] end
+  return wrk.format("GET", t[1], h)
+end
+function response(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    for code, count in pairs(thread:get("codes")) do merged[code] = (merged[code] or 0) + count end
+  end
+  local parts = {}
+  for code, count in pairs(merged) do table.insert(parts, '"' .. code .. '":' .. count) end
+  local e = summary.errors
+  io.write(string.format('RESULT {"n":%%d,"us":%%d,"p50":%%d,"p99":%%d,"mean":%%f,'
+    .. '"errors":%%d,"codes":{%%s}}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.mean,
+    e.connect + e.read + e.write + e.timeout, table.concat(parts, ",")))
+end
+"""
+
+
+def _lua(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
+              etag: bool, folder: Path) -> tuple[list[float] | None, dict]:
+    """One round driven by wrk: (None, its figures); the ETags are read just before."""
+    tags = {}
+    if etag:
+        with httpx.Client(base_url=url) as http:
+            for token, path in targets:
+                got = http.get(path, headers={"Authorization": f"Bearer {token}"})
+                tags[path] = got.headers.get("etag", "")
+    rows = ",".join(f"{{{_lua(path)},{_lua(token)},{_lua(tags.get(path, ''))}}}"
+                    for token, path in targets)
+    script = folder / "poll.lua"
+    script.write_text(_WRK_SCRIPT % {"targets": rows})
+    threads = max(1, min(2, args.concurrency))
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{args.concurrency}",
+                          f"-d{args.seconds:g}s", "--timeout", "30s", "-s", str(script),
+                          url, "--", "0"], capture_output=True, text=True,
+                         timeout=args.seconds + 120)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    found = json.loads(line[len("RESULT "):])
+    codes = Counter({int(k): v for k, v in found["codes"].items()})
+    if found["errors"]:
+        codes["socket errors"] = found["errors"]
+    wall = found["us"] / 1e6
+    return None, {"n": found["n"], "rps": found["n"] / wall if wall else 0.0,
+                  "p50": found["p50"] / 1000, "p99": found["p99"] / 1000,
+                  "mean": found["mean"] / 1000, "codes": dict(codes)}
+
+
 def pg_backends(db_name: str | None) -> tuple[list[int], int]:
     """(backend pids of the database now, sessions it has had so far)."""
     if db_name is None:
@@ -117,7 +205,30 @@ def pg_backends(db_name: str | None) -> tuple[list[int], int]:
 
 
 def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
-              etag: bool, server_pid: int, db_name: str | None) -> dict:
+              etag: bool, server_pid: int, db_name: str | None, folder: Path) -> dict:
+    backends, sessions0 = pg_backends(db_name)  # the pool's connections, from the warm-up
+    api = process_tree(server_pid)
+    api_cpu0 = sum(cpu_seconds(p) for p in api)
+    db_cpu0 = sum(cpu_seconds(b) for b in backends)
+    if args.client == "wrk":
+        _, result = wrk_round(url, targets, args, etag, folder)
+    else:
+        result = _httpx_round(url, targets, args, etag)
+    api_cpu = sum(cpu_seconds(p) for p in api) - api_cpu0
+    db_cpu = sum(cpu_seconds(b) for b in backends) - db_cpu0
+    # New database sessions during the round: a pool too small for the thread pool opens
+    # (and forks a backend for) a connection per request beyond its size.
+    sessions = pg_backends(db_name)[1] - sessions0
+    n = result["n"]
+    # CPU per poll does not depend on how loaded the machine is: it gives the capacity of
+    # one dedicated core, whatever the neighbours did to the wall clock.
+    return result | {"api_ms": 1000 * api_cpu / n if n else float("nan"),
+                     "db_ms": 1000 * db_cpu / n if n else float("nan"),
+                     "sessions": sessions}
+
+
+def _httpx_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
+                 etag: bool) -> dict:
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     per = max(1, args.concurrency // args.procs)
@@ -126,9 +237,6 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
                                                      args.requests // args.procs, etag,
                                                      start_at, out))
              for _ in range(args.procs)]
-    backends, sessions0 = pg_backends(db_name)  # the pool's connections, from the warm-up
-    api_cpu0 = cpu_seconds(server_pid)
-    db_cpu0 = sum(cpu_seconds(b) for b in backends)
     for p in procs:
         p.start()
     latencies: list[float] = []
@@ -141,11 +249,6 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
         spans.append(span)
     for p in procs:
         p.join()
-    api_cpu = cpu_seconds(server_pid) - api_cpu0
-    db_cpu = sum(cpu_seconds(b) for b in backends) - db_cpu0
-    # New database sessions during the round: a pool too small for the thread pool opens
-    # (and forks a backend for) a connection per request beyond its size.
-    sessions = pg_backends(db_name)[1] - sessions0
     latencies.sort()
     n = len(latencies)
     wall = max(s[1] for s in spans) - min(s[0] for s in spans)
@@ -153,15 +256,11 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
             "p50": 1000 * latencies[n // 2] if n else float("nan"),
             "p99": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else float("nan"),
             "mean": 1000 * statistics.fmean(latencies) if n else float("nan"),
-            "codes": dict(codes),
-            # CPU per poll does not depend on how loaded the machine is: it gives the
-            # capacity of one dedicated core, whatever the neighbours did to the wall clock.
-            "api_ms": 1000 * api_cpu / n if n else float("nan"),
-            "db_ms": 1000 * db_cpu / n if n else float("nan"),
-            "sessions": sessions}
+            "codes": dict(codes)}
 
 
-def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> list[dict]:
+def bench_database(kind: str, processes: int, args: argparse.Namespace,
+                   folder: Path) -> list[dict]:
     env: dict[str, str] = {}
     db_name = None
     if kind == "postgresql":
@@ -169,8 +268,9 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> list[di
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{db_name}"')
         env["ROBUSTGATE_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
-    settings = embedded_settings(folder / kind, **env)
-    handle = start_server(settings, workers=0)
+    settings = embedded_settings(folder / f"{kind}-{processes}", **env)
+    handle = start_server(settings, workers=0,
+                          serve_args=("--api-processes", str(processes)))
     rows = []
     try:
         targets = []
@@ -183,15 +283,16 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> list[di
                                         seed=100 * t + j)
                     targets.append((token, f"/v1/certifications/{job['id']}"))
         run_round(handle.url, targets, argparse.Namespace(**{**vars(args), "seconds": 1.0}),
-                  False, handle.proc.pid, db_name)  # warm-up: connections, caches, threads
+                  False, handle.proc.pid, db_name, folder)  # warm-up: connections, threads
         # livez: the HTTP stack and this client alone (no auth, no database), the ceiling
         # any poll rate on this machine is measured against.
         for mode, paths, etag in (("livez", [("-", "/livez")], False),
                                   ("plain", targets, False), ("etag", targets, True)):
-            result = run_round(handle.url, paths, args, etag, handle.proc.pid, db_name)
-            result |= {"db": kind, "mode": mode}
+            result = run_round(handle.url, paths, args, etag, handle.proc.pid, db_name,
+                               folder)
+            result |= {"db": kind, "mode": mode, "processes": processes}
             rows.append(result)
-            print(f"{kind:10s} {result['mode']:5s}  {result['rps']:7.0f} req/s  "
+            print(f"{kind:10s} x{processes} {result['mode']:5s}  {result['rps']:7.0f} req/s  "
                   f"p50 {result['p50']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
                   f"API CPU {result['api_ms']:.2f} ms/poll (one core: "
                   f"{1000 / result['api_ms']:.0f} polls/s)  DB CPU {result['db_ms']:.2f} ms/poll"
@@ -209,22 +310,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("postgresql", "sqlite", "both"), default="both")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument("--procs", type=int, default=2,
+                        help="client processes (httpx client only)")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=100_000,
+                        help="at most this many requests a round (httpx client only)")
     parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--api-processes", default="1,2",
+                        help="comma-separated API process counts to measure")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
     args = parser.parse_args()
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "httpx"
+    elif args.client == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not on PATH (apt-get install wrk)")
+    counts = [int(c) for c in args.api_processes.split(",") if c.strip()]
     kinds = ("postgresql", "sqlite") if args.db == "both" else (args.db,)
-    print(f"concurrency {args.concurrency} over {args.procs} client process(es), "
-          f"{args.seconds:.0f} s per round, {args.jobs} jobs of 2 tenants")
+    print(f"client {args.client}, concurrency {args.concurrency}, {args.seconds:g} s per round,"
+          f" {args.jobs} jobs of 2 tenants, {os.cpu_count()} cores shared by client, API and"
+          f" database")
     with tempfile.TemporaryDirectory(prefix="rg-poll-") as tmp:
-        rows = [r for kind in kinds for r in bench_database(kind, args, Path(tmp))]
+        rows = [r for kind in kinds for n in counts
+                for r in bench_database(kind, n, args, Path(tmp))]
     print("\nissue #20 baseline (2 loaded cores): " +
           "; ".join(f"{k} {v}" for k, v in BASELINE.items()) + f".  Goal: {GOAL}.")
     for r in (r for r in rows if r["mode"] != "livez"):
         ok = r["rps"] >= 1000 and r["p99"] < 50
-        print(f"  {r['db']:10s} {r['mode']:5s} {r['rps']:7.0f} req/s, p99 {r['p99']:.1f} ms: "
-              f"{'meets' if ok else 'below'} the goal")
+        print(f"  {r['db']:10s} x{r['processes']} {r['mode']:5s} {r['rps']:7.0f} req/s, "
+              f"p99 {r['p99']:.1f} ms: {'meets' if ok else 'below'} the goal")
     return 0
 
 

@@ -24,10 +24,8 @@ from service.jobstore import tenant_work
 from service.quotas import check_samples, check_tenant
 from service.services import Services
 from service.storage import Staged, TooLarge
-from verifiers import DataError, IntakeError, load_eval_set
-from verifiers.admit import intake
-from verifiers.model import load_model
-from verifiers.ood import load_ood_x, user_suite
+from service.validation import Accepted, Caps, Refused, Uploads, validate_isolated
+from verifiers import DataError
 from verifiers.plan import attack_chunks
 from verifiers.scorecard import tool_version
 from verifiers.standards import Standard
@@ -69,8 +67,8 @@ def submit(svc: Services, tenant_id: int, model: Upload, data: Upload, standard_
         staged.append(_stage(svc, data, "data"))
         if ood is not None:
             staged.append(_stage(svc, ood, "ood"))
-        info, n_samples, n_ood = _validate(staged, standard.standard, input_low, input_high,
-                                           mapping, svc.settings.max_decompressed_bytes)
+        accepted = _validate(svc, staged, standard.standard, input_low, input_high, mapping)
+        info, n_samples, n_ood = accepted.info, accepted.n_samples, accepted.n_ood
         check_samples(svc.settings.quotas, n_samples)
         keys = [svc.blobs.commit(item) for item in staged]
     finally:
@@ -185,36 +183,19 @@ def _stage(svc: Services, upload: Upload, field: str) -> Staged:
                        f"{field} file exceeds the upload limit of {exc.limit} bytes") from exc
 
 
-def _validate(staged: list[Staged], standard: Standard, low: float | None, high: float | None,
-              mapping: InputMapping | None,
-              max_decompressed: int) -> tuple[dict[str, Any], int, int]:
-    """(model info, evaluation samples, OOD samples): every upload checked before any is kept."""
-    staged_model, staged_data = staged[0], staged[1]
-    try:
-        loaded = load_model(staged_model.read_bytes())
-    except IntakeError as exc:
-        raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
-    try:
-        # From its staged file: a large set is memory-mapped, never read whole.
-        eval_set = load_eval_set(staged_data.path, max_decompressed=max_decompressed)
-    except DataError as exc:
-        raise ApiError(422, "invalid_dataset", f"evaluation set refused: {exc}") from exc
-    ood_x = None
-    if len(staged) > 2:
-        try:
-            ood_x = load_ood_x(staged[2].read_bytes(), max_decompressed=max_decompressed)
-            user_suite(ood_x, eval_set.x.shape[1:], None)
-        except DataError as exc:
-            raise ApiError(422, "invalid_ood_set", f"OOD set refused: {exc}") from exc
-    try:  # the pipeline's own intake: the same refusals as a run would make
-        intake(staged_model.read_bytes(), eval_set, standard, (low, high), ood_x, mapping,
-               loaded=loaded)
-    except DataError as exc:
-        raise ApiError(422, "dataset_mismatch", f"evaluation set refused: {exc}") from exc
-    except IntakeError as exc:
-        raise ApiError(422, "invalid_model", f"model refused: {exc}") from exc
-    n_ood = 0 if ood_x is None else len(ood_x)
-    return loaded.info.as_dict() | {"num_classes": loaded.num_classes}, len(eval_set), n_ood
+def _validate(svc: Services, staged: list[Staged], standard: Standard, low: float | None,
+              high: float | None, mapping: InputMapping | None) -> Accepted:
+    """Every upload checked before any is kept, in a capped child process."""
+    uploads = Uploads(model=staged[0].path, data=staged[1].path,
+                      ood=staged[2].path if len(staged) > 2 else None, standard=standard,
+                      low=low, high=high, mapping=mapping,
+                      max_decompressed=svc.settings.max_decompressed_bytes)
+    caps = Caps.for_uploads(svc.settings.validation_memory_mb, svc.settings.validation_seconds,
+                            sum(item.size for item in staged))
+    answer = validate_isolated(uploads, caps)
+    if isinstance(answer, Refused):
+        raise ApiError(answer.status, answer.code, answer.message)
+    return answer
 
 
 def _get_or_create(s: Session, table: type, tenant_id: int, staged: Staged, **fields: Any):
@@ -232,12 +213,37 @@ def _get_or_create(s: Session, table: type, tenant_id: int, staged: Staged, **fi
 
 
 def get(svc: Services, tenant_id: int, job_id: str) -> dict[str, Any]:
-    with svc.db.read() as conn:
+    def read(conn) -> dict[str, Any] | None:
         row = job_status.status_of(conn, job_id)
         # Another tenant's job is reported as missing: existence itself is not leaked.
         if row is None or row.tenant_id != tenant_id:
-            raise ApiError(404, "not_found", f"no certification {job_id!r}")
+            return None
         return job_status.public(row, job_status.estimate_for(conn, row))
+
+    found = svc.db.read(read)
+    if found is None:
+        raise ApiError(404, "not_found", f"no certification {job_id!r}")
+    return found
+
+
+@dataclass(frozen=True)
+class Polled:
+    """One status poll's answer: 200 with ``body``, or 304 when the caller's ETag matches."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def poll(svc: Services, tenant_id: int, job_id: str, if_none_match: str = "") -> Polled:
+    """``GET /v1/certifications/{id}``, read fresh every time (a cancel or a verdict shows on
+    the next poll); pollers that send back the ETag get a 304 with no body when nothing
+    shown changed."""
+    body, etag = job_status.encode(get(svc, tenant_id, job_id))
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in if_none_match:
+        return Polled(304, b"", headers)
+    return Polled(200, body, headers | {"Content-Type": "application/json"})
 
 
 def scorecard(svc: Services, tenant_id: int, job_id: str) -> dict[str, Any]:

@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="worker processes to start (0: none)")
+    s.add_argument("--api-processes", type=int,
+                   default=os.environ.get("ROBUSTGATE_API_PROCESSES") or "1",
+                   help="API processes answering on the port (default 1, or "
+                        "ROBUSTGATE_API_PROCESSES); about one per core the API may use")
+    s.add_argument("--access-log", action="store_true",
+                   help="log every request (off by default: a proxy in front usually does)")
     s.set_defaults(handler=admin.serve)
 
     w = sub.add_parser("worker", help="start a worker alone")

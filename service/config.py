@@ -52,6 +52,10 @@ class Settings:
     # How long a broker or database call on a job's path is retried through an outage.
     retry_seconds: float = DEFAULT_TOTAL_SECONDS
     quotas: Quotas = Quotas()
+    # Upload validation runs in a child process (service.validation): its address space
+    # beyond four times the uploads' size, and its wall clock.
+    validation_memory_mb: int = 2048
+    validation_seconds: float = 120.0
 
     @property
     def retry(self) -> RetryPolicy:
@@ -86,6 +90,8 @@ class Settings:
             "ROBUSTGATE_MAX_SAMPLES_PER_JOB": str(self.quotas.samples_per_job),
             "ROBUSTGATE_MAX_JOBS_PER_HOUR": str(self.quotas.jobs_per_hour),
             "ROBUSTGATE_DEVICE": self.device,
+            "ROBUSTGATE_VALIDATION_MEMORY_MB": str(self.validation_memory_mb),
+            "ROBUSTGATE_VALIDATION_SECONDS": str(self.validation_seconds),
         } | {f"ROBUSTGATE_MAX_{name.upper()}": str(getattr(self.ceilings, name))
              for name in Ceilings.names()}
 
@@ -132,6 +138,8 @@ class _EnvSettings(BaseModel):
     max_time_limit_s: int = Field(DEFAULT_CEILINGS.time_limit_s, ge=1)
     max_bab_seconds: int = Field(DEFAULT_CEILINGS.bab_seconds, ge=1)
     max_ood_samples: int = Field(DEFAULT_CEILINGS.ood_samples, ge=1)
+    validation_memory_mb: int = Field(2048, ge=64)
+    validation_seconds: float = Field(120.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -142,8 +150,8 @@ class _EnvSettings(BaseModel):
 
 
 PREFIX = "ROBUSTGATE_"
-# Read by the CLI clients, not the service: not typos.
-_CLIENT_VARIABLES = {"SERVER", "TOKEN", "PIP_SPEC"}
+# Read by the CLI (clients, and `serve`'s process count), not the settings: not typos.
+_CLIENT_VARIABLES = {"SERVER", "TOKEN", "PIP_SPEC", "API_PROCESSES"}
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -184,6 +192,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         quotas=Quotas(queued_shards=parsed.max_queued_shards,
                       samples_per_job=parsed.max_samples_per_job,
                       jobs_per_hour=parsed.max_jobs_per_hour),
+        validation_memory_mb=parsed.validation_memory_mb,
+        validation_seconds=parsed.validation_seconds,
     )
 
 

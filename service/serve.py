@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -62,6 +63,21 @@ def stop(processes: list[subprocess.Popen], timeout: float = 15.0) -> None:
             proc.wait()
 
 
+def _log_config() -> dict:
+    """uvicorn's logging plus ours at INFO: spawned API processes configure logging from
+    this alone (the CLI's basicConfig stays in the parent), and the watchdog's warnings must
+    reach the log whichever process leads."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["robustgate"] = {"format": "%(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["robustgate"] = {"class": "logging.StreamHandler",
+                                        "formatter": "robustgate",
+                                        "stream": "ext://sys.stderr"}
+    config["root"] = {"level": "INFO", "handlers": ["robustgate"]}
+    return config
+
+
 def _admin_token(settings: Settings) -> None:
     """First start: an admin token for /v1/tokens, in a file only its owner can read."""
     from service.auth import ensure_admin_token
@@ -77,7 +93,12 @@ def _admin_token(settings: Settings) -> None:
         log.info("admin token written to %s (use it with POST /v1/tokens)", path)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def serve(settings: Settings, host: str, port: int, workers: int, api_processes: int = 1,
+          access_log: bool = False) -> None:
+    """The API on ``host:port`` in ``api_processes`` processes (uvicorn's supervisor restarts
+    one that dies; the watchdog runs in whichever holds the leader lock), and ``workers``
+    worker processes. Access logs are off unless asked for: one log line cost 6% of a poll,
+    and a proxy in front usually logs requests already."""
     import uvicorn
 
     from service.api import create_app
@@ -85,7 +106,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     upgrade(settings.database_url)
     _admin_token(settings)
     procs = start_workers(settings, workers)
+    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log,
+               "log_config": _log_config()}
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        if api_processes == 1:
+            uvicorn.run(create_app(settings), **options)
+        else:
+            # The processes are spawned and build their own app from the environment.
+            os.environ.update(settings.as_env())
+            uvicorn.run("service.api.app:create_app", factory=True, workers=api_processes,
+                        **options)
     finally:
         stop(procs)

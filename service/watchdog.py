@@ -22,6 +22,7 @@ from sqlalchemy import or_, select
 from service.broker import broker_identity, queued_task_ids, revoke, send_plan
 from service.db import Certification, CertificationPart
 from service.db.models import utcnow
+from service.leader import LeaderLock, leader_lock
 from service.services import Services
 from workers.parts import task_ids
 
@@ -99,10 +100,13 @@ def _parts_alive(s, job_id: str, cutoff) -> bool:
 
 
 class Watchdog:
-    """Runs :func:`sweep` in a daemon thread of the API process."""
+    """Runs :func:`sweep` in a daemon thread of the API process; with several API processes
+    or replicas, only in the one holding the leader lock (service.leader), so that two
+    sweeps never re-queue one job twice or re-publish every queued job once per process."""
 
-    def __init__(self, svc: Services) -> None:
+    def __init__(self, svc: Services, lock: LeaderLock | None = None) -> None:
         self.svc = svc
+        self.lock = lock if lock is not None else leader_lock(svc.settings.database_url)
         self.interval = max(0.5, svc.settings.stale_seconds / 4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="watchdog")
@@ -115,6 +119,7 @@ class Watchdog:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self.lock.release()
 
     def run_once(self) -> None:
         broker = broker_identity(self.svc.celery, self.svc.settings)
@@ -130,6 +135,9 @@ class Watchdog:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
+                if not self.lock.held():
+                    self._broker = None  # a follower: whoever leads tracks the broker
+                    continue
                 self.run_once()
             except Exception:  # the database or broker may be restarting: try next round
                 # A publish may have failed half-way (a re-queued job left without a

@@ -74,7 +74,8 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ROBUSTGATE_")}
 
 
-def start_server(settings: Settings, workers: int = 1, attempts: int = 3) -> ServerHandle:
+def start_server(settings: Settings, workers: int = 1, attempts: int = 3,
+                 serve_args: tuple[str, ...] = ()) -> ServerHandle:
     """Start ``service.cli serve`` on a free port and wait until it answers.
 
     ``free_port`` only finds a port that was free a moment ago: on a shared machine another
@@ -88,7 +89,8 @@ def start_server(settings: Settings, workers: int = 1, attempts: int = 3) -> Ser
         log_path = settings.data_dir / f"server-{port}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port",
-                                     str(port), "--workers", str(workers)], env=env,
+                                     str(port), "--workers", str(workers), *serve_args],
+                                    env=env,
                                     stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:

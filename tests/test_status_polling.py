@@ -4,6 +4,7 @@ and a cancel shows on the very next poll."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,3 +91,127 @@ def test_etag_polls_answer_304_until_the_status_changes(tmp_path):
     assert tokens.delete(f"/v1/tokens/{token_id}").status_code == 204
     assert client.get(url).status_code == 401
     svc.close()
+
+
+def _compare(client: TestClient, other: TestClient, url: str, **headers: str) -> None:
+    a, b = client.get(url, headers=headers), other.get(url, headers=headers)
+    assert (a.status_code, a.content) == (b.status_code, b.content)
+    for name in ("etag", "cache-control", "content-type", "www-authenticate"):
+        assert a.headers.get(name) == b.headers.get(name), name
+
+
+def test_the_fast_poll_path_answers_exactly_as_the_documented_route(tmp_path):
+    """Polls over HTTP are answered ahead of FastAPI (service.api.status_fast); the route
+    FastAPI documents must give the same status codes, bodies and headers."""
+    settings = embedded_settings(tmp_path)
+    upgrade(settings.database_url)
+    fast, plain = create_app(settings), create_app(settings, fast_status_polls=False)
+    svc = fast.state.services
+    with svc.db.session() as s:
+        token, other = create_token(s, "poller"), create_token(s, "someone-else")
+    auth = {"Authorization": f"Bearer {token}"}
+    a, b = TestClient(fast, headers=auth), TestClient(plain, headers=auth)
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    job = a.post("/v1/certifications",
+                 files={"model": ("m.onnx", (examples / "digits_cnn.onnx").read_bytes()),
+                        "data": ("d.npz", (examples / "digits_eval.npz").read_bytes())},
+                 data={"standard": "demo-digits"}).json()
+    url = f"/v1/certifications/{job['id']}"
+    etag = a.get(url).headers["etag"]
+    _compare(a, b, url)                                     # 200 with the status
+    _compare(a, b, url, **{"If-None-Match": etag})          # 304, no body
+    _compare(a, b, url, **{"If-None-Match": '"stale"'})     # 200 again
+    _compare(a, b, "/v1/certifications/no-such-job")        # 404 JSON
+    _compare(a, b, url, Authorization=f"Bearer {other}")   # another tenant's: 404
+    _compare(a, b, url, Authorization="Bearer rg_wrong")   # 401 invalid_token
+    _compare(a, b, url, Authorization="Basic abc")         # 401 unauthenticated
+    assert a.get(url, headers={"Authorization": "Basic abc"}).json()["error"]["code"] == \
+        "unauthenticated"
+    assert a.head(url).status_code == b.head(url).status_code  # HEAD: the framework's
+    svc.close()
+    plain.state.services.close()
+
+
+def test_a_poll_survives_the_database_dropping_its_connections(postgres_url, tmp_path):
+    """Read connections are not pinged before each poll (a round trip each); a poll that
+    finds its connection killed (a PostgreSQL restart) is read again on a new one."""
+    import psycopg
+
+    from tests.fixtures_service import PG_ADMIN
+
+    settings = embedded_settings(tmp_path, ROBUSTGATE_DATABASE_URL=postgres_url)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    svc = app.state.services
+    with svc.db.session() as s:
+        token = create_token(s, "survivor")
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    url = "/v1/certifications/none-yet"
+    assert client.get(url).status_code == 404  # opens a pooled read connection
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                               " WHERE datname = %s AND pid <> pg_backend_pid()",
+                               (database,)).fetchone()[0]
+    assert killed >= 1
+    for _ in range(3):
+        assert client.get(url).status_code == 404  # not a 500
+    svc.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The API processes uvicorn spawned (not multiprocessing's resource tracker)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return [k for k in kids if b"spawn_main" in _cmdline(k)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_several_api_processes_share_the_port_and_one_leads_the_watchdog(tmp_path):
+    """``serve --api-processes 2``: both answer, one holds the watchdog's lock, and a
+    killed one is replaced while the other keeps answering."""
+    import signal
+    import time
+
+    import httpx
+
+    from service.serve import stop
+    from tests.fixtures_service import start_server
+
+    settings = embedded_settings(tmp_path, ROBUSTGATE_STALE_SECONDS="2")
+    handle = start_server(settings, workers=0, serve_args=("--api-processes", "2"))
+    try:
+        token = handle.token("many")
+        api = _children(handle.proc.pid)
+        assert len(api) == 2, api
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=handle.url, headers=auth) as http:
+            for _ in range(20):
+                assert http.get("/v1/certifications/none").status_code == 404
+        # One process takes the lock on its first watchdog round (every stale/4 s); the
+        # other keeps trying and never gets it.
+        deadline = time.monotonic() + 30
+        while "leads (file lock" not in handle.log_path.read_text() and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # several more rounds of both
+        log = handle.log_path.read_text()
+        assert log.count("leads (file lock") == 1, log[-2000:]
+        os.kill(api[0], signal.SIGKILL)
+        # New connections go to the survivor (a kept-alive one to the killed process would
+        # just fail its next request: that is the client's to retry).
+        for _ in range(20):
+            with httpx.Client(base_url=handle.url, headers=auth) as http:
+                assert http.get("/v1/certifications/none").status_code == 404
+        deadline = time.monotonic() + 60
+        while len(_children(handle.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_children(handle.proc.pid)) == 2  # the supervisor started another
+    finally:
+        stop([handle.proc])

@@ -30,6 +30,7 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
+@functools.cache  # read once: the installed version cannot change under a running process
 def tool_version() -> str:
     try:
         return metadata.version("robustgate")

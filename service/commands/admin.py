@@ -12,7 +12,12 @@ from service.console import fail
 def serve(args: argparse.Namespace) -> int:
     from service.serve import serve
 
-    serve(load_settings(), args.host, args.port, args.workers)
+    if args.api_processes < 1:
+        return fail("--api-processes must be at least 1")
+    if args.workers < 0:
+        return fail("--workers must be 0 or more")
+    serve(load_settings(), args.host, args.port, args.workers, args.api_processes,
+          args.access_log)
     return 0
 
 
