@@ -79,7 +79,7 @@ from tests.fixtures_service import (  # noqa: E402
 )
 from verifiers import parse_standard  # noqa: E402
 from verifiers.data import load_eval_set  # noqa: E402
-from verifiers.pipeline import prepare, restore, save_prepared  # noqa: E402
+from verifiers.run_plan import CertificationPlan, JobInputs  # noqa: E402
 from workers import make_celery  # noqa: E402
 from workers.app import ATTACK_SHARD_TASK, FINISH_TASK  # noqa: E402
 from workers.tasks import (  # noqa: E402
@@ -440,10 +440,12 @@ def main() -> None:
         model_bytes, data_bytes = MODEL.read_bytes(), data.read_bytes()
         standard_doc = (ROOT / "standards" / f"{STANDARD}.yaml").read_text()
         standard, eval_set = parse_standard(standard_doc), load_eval_set(data_bytes)
-        prepared = save_prepared(prepare(model_bytes, eval_set, standard, seed=0))
+        inputs = JobInputs(model_bytes, eval_set, standard, seed=0)
+        prepared = CertificationPlan(inputs).prepare()
         t_inputs = median_time(lambda: (parse_standard(standard_doc),
                                         load_eval_set(data_bytes)), 5)
-        t_restore = median_time(lambda: restore(prepared, model_bytes, eval_set, standard), 5)
+        # A fresh plan each time, as in a shard's task: intake and the context, not cached.
+        t_restore = median_time(lambda: CertificationPlan(inputs).context(prepared), 5)
 
         # -- reference: one job in this process, no queue, every store call counted --------
         client = Client(server.url, token)
@@ -533,7 +535,7 @@ def main() -> None:
         print("fixed costs every shard pays again (in-process, median of 5):")
         print(f"  spec() (1 tx + model and data blobs)    {mean_s.get('spec', 0) * 1e3:8.1f} ms")
         print(f"  parse standard + load eval set          {t_inputs * 1e3:8.1f} ms")
-        print(f"  verifiers.pipeline.restore (intake+ctx) {t_restore * 1e3:8.1f} ms")
+        print(f"  plan.context(prepared) (intake+ctx)     {t_restore * 1e3:8.1f} ms")
         shard_db_s = sum(s for _, _, s in shard_calls)
         print(f"DB transactions of one shard on the real path (beats excluded: "
               f"1 per {args.heartbeat_seconds:g} s): {tx_count(shard_calls, beats=False)}  "

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from examples.digits import DigitsCNN, export_onnx, load_digits_split, train
+from verifiers.assemble import robustbench_fields
 from verifiers.attacks import Ball, RowRandom, Target, cascade
 from verifiers.attacks.ball import numpy_norm, project
 from verifiers.attacks.budget import PRESETS
@@ -24,7 +25,6 @@ from verifiers.checks import RunContext, adversarial, clean, fidelity, sanity
 from verifiers.data import InputDomain, validate_arrays
 from verifiers.errors import StandardError
 from verifiers.model import load_model
-from verifiers.pipeline import _robustbench_fields
 from verifiers.standards import evaluate, get_builtin, parse_standard
 
 # Tiny models: one intra-op thread avoids OpenMP spin on a shared 2-core machine.
@@ -206,7 +206,7 @@ criteria:
     assert adv.metrics["passes.autoattack-standard.forward"] > 0
     ex = ctx.per_sample["adversarial_examples@0.3"]
     assert (ctx.model.runner.predict(ex["x_adv"]) != ctx.eval_set.y[ex["index"]]).all()
-    fields = _robustbench_fields(ctx.results, ctx.standard)
+    fields = robustbench_fields(ctx.results, ctx.standard)
     assert fields["autoattack_acc"] == adv.metrics["autoattack.robust_accuracy@0.3"]
     assert fields["eps"] == "0.3" and fields["threat_model"] == "Linf"
 

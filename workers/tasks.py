@@ -1,14 +1,19 @@
 """A certification as Celery tasks: plan, then shards, then finish.
 
-- ``robustgate.certify`` (cpu queue): claim the job, run :func:`verifiers.pipeline.prepare`
-  once (intake, clean, fidelity; stored as the "prepare" part), plan the attack chunks
-  (verifiers.plan) and send every shard not already done or running.
+- ``robustgate.certify`` (cpu queue): claim the job, run the plan's prepare step once
+  (intake, clean, fidelity; stored as the "prepare" part), plan the attack chunks and send
+  every shard not already done or running.
 - ``robustgate.attack_shard`` (gpu queue): one chunk's attacks, stored as "attack-<k>". The
   shard that completes the set sends the finish task. There is no chord: a chord needs a
   result backend, and the results already live in the database, keyed by (job, part), where
   a redelivered shard finds its part done and writes nothing.
 - ``robustgate.finish`` (gpu queue): merge the chunks, run the remaining checks, sign and store
   the scorecard.
+
+The steps are verifiers.run_plan's, the ones ``robustgate certify`` runs in process
+(verifiers.pipeline): a task rebuilds the job's inputs from its spec, runs its step on this
+worker's device and stores the step's bytes; progress goes through verifiers.plan.job_progress.
+Nothing here builds or edits a check context.
 
 Every task beats while it runs; the service's watchdog re-queues the plan of a job nothing
 beats for any more, which re-sends only the parts that are missing. Fairness by work: shard
@@ -32,22 +37,13 @@ from collections.abc import Callable, Iterator, Sequence
 from celery import Celery
 
 from verifiers import Cancelled, VerifierError, parse_standard
-from verifiers.checks import PREPARE, adversarial
-from verifiers.checks.attack_evidence import ChunkEvidence
 from verifiers.data import EvalSet, load_eval_set
 from verifiers.errors import ShardTimeout
 from verifiers.interrupt import Interrupt, watching
 from verifiers.ood import load_ood_x
-from verifiers.pipeline import (
-    ATTACK_SPAN,
-    FINISH_SPAN,
-    cancel_aware,
-    finish,
-    prepare,
-    restore,
-    save_prepared,
-)
-from verifiers.plan import attack_chunks
+from verifiers.pipeline import cancel_aware
+from verifiers.plan import ATTACK, DONE, FINISH, PREPARE, job_progress, shards_stage, step_reporter
+from verifiers.run_plan import DEFAULT_BATCH_SIZE, CertificationPlan, JobInputs
 from verifiers.units import InputMapping, parse_mapping
 from workers.app import ATTACK_SHARD_TASK, CERTIFY_TASK, FINISH_TASK, priority_for
 from workers.oom import halving_on_oom
@@ -103,14 +99,12 @@ def plan_job(store: JobStore, dispatch: Dispatch, job_id: str,
         return
     with (_beating(store.heartbeat, job_id, store.heartbeat_seconds),
           _ending_job(store, job_id), watching(_interrupt(store, spec))):
-        standard, eval_set, ood_x = _inputs(spec)
+        plan = _plan(spec)
         if store.part(job_id, PREPARE_PART) is None:
-            ctx = prepare(spec.model_bytes, eval_set, standard, seed=spec.seed,
-                          input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                          mapping=_mapping(spec), started=spec.started_at or None,
-                          device=device, progress=_reporter(store, job_id, advance=False))
-            store.finish_part(job_id, PREPARE_PART, save_prepared(ctx))
-        shards = len(attack_chunks(len(eval_set)))
+            report = _reporter(store, job_id, advance=False)
+            store.finish_part(job_id, PREPARE_PART, plan.prepare(
+                device=device, progress=step_reporter(report, PREPARE)))
+        shards = len(plan.chunks)
         store.plan(job_id, shards)
         send_missing(store, dispatch, job_id, shards)
 
@@ -132,7 +126,7 @@ def send_missing(store: JobStore, dispatch: Dispatch, job_id: str, shards: int) 
                  priorities[0], priorities[-1])
         dispatch([(ATTACK_SHARD_TASK, (job_id, attack_part(k)), task_id(job_id, attack_part(k)))
                   for k in missing], priorities)
-    store.advance_progress(job_id, ATTACK_SPAN[0], f"attacks {len(done)}/{shards} shards")
+    store.advance_progress(job_id, *_attacks_at(len(done), shards))
 
 
 # --- shards -----------------------------------------------------------------------------
@@ -151,38 +145,34 @@ def run_attack_shard(store: JobStore, dispatch: Dispatch, job_id: str, part: str
                            f"{store.shard_timeout_seconds:g} s")
     with (_beating(lambda j: store.beat_part(j, part), job_id, beat),
           _ending_job(store, job_id), watching(interrupt)):
-        standard, eval_set, ood_x = _inputs(spec)
-        ctx = _restore(store, spec, standard, eval_set, ood_x, device)
-        spans = attack_chunks(len(eval_set))
-        lo, hi = spans[k]
+        plan = _plan(spec)
+        prepared = _prepared(store, job_id)
+        lo, hi = plan.chunks[k]
+        total = len(plan.chunks)
         if interrupt.timeout_reason.startswith("attack shard"):
             interrupt.timeout_reason = (f"attack shard {k} (samples {lo}-{hi}) ran past the "
                                         f"shard time limit of {store.shard_timeout_seconds:g} s")
-        lo_p, hi_p = ATTACK_SPAN
-        report = _reporter(store, job_id, advance=True)
+        sink = _reporter(store, job_id, advance=True)
         done_before = len(store.done_parts(job_id, "attack-"))
         deadline = time.monotonic() + store.shard_timeout_seconds
 
-        def progress(f: float) -> None:
+        def report(fraction: float, stage: str) -> None:
             if time.monotonic() > deadline:
                 raise ShardTimeout(f"attack shard {k} (samples {lo}-{hi}) ran past the shard "
                                    f"time limit of {store.shard_timeout_seconds:g} s")
-            report(lo_p + (hi_p - lo_p) * (done_before + f) / len(spans),
-                   f"attacks {done_before}/{len(spans)} shards")
+            sink(fraction, stage)
 
-        ctx.progress = progress
-
-        def attack(batch_size: int) -> ChunkEvidence:
-            ctx.batch_size = batch_size
-            return adversarial.attack_chunk(ctx, lo, hi)
-
-        evidence = halving_on_oom(attack, ctx.batch_size, f"attack shard {k} of {job_id}")
-        store.finish_part(job_id, part, evidence.to_bytes())
+        progress = step_reporter(report, ATTACK, done=done_before, total=total,
+                                 stage=shards_stage(done_before, total))
+        evidence = halving_on_oom(
+            lambda batch_size: plan.attack(k, prepared, device=device, batch_size=batch_size,
+                                           progress=progress),
+            DEFAULT_BATCH_SIZE, f"attack shard {k} of {job_id}")
+        store.finish_part(job_id, part, evidence)
         done = len(store.done_parts(job_id, "attack-"))
-        store.advance_progress(job_id, lo_p + (hi_p - lo_p) * done / len(spans),
-                               f"attacks {done}/{len(spans)} shards")
-        if done == len(spans):
-            send_missing(store, dispatch, job_id, len(spans))
+        store.advance_progress(job_id, *_attacks_at(done, total))
+        if done == total:
+            send_missing(store, dispatch, job_id, total)
 
 
 def run_finish(store: JobStore, job_id: str, device: str | None = None) -> None:
@@ -192,18 +182,16 @@ def run_finish(store: JobStore, job_id: str, device: str | None = None) -> None:
     beat = store.heartbeat_seconds
     with (_beating(lambda j: store.beat_part(j, FINISH_PART), job_id, beat),
           _ending_job(store, job_id), watching(_interrupt(store, spec))):
-        standard, eval_set, ood_x = _inputs(spec)
-        ctx = _restore(store, spec, standard, eval_set, ood_x, device)
-        chunks = [ChunkEvidence.from_bytes(raw)
-                  for raw in store.parts(job_id, "attack-").values()]
-        report = _reporter(store, job_id, advance=True, floor=FINISH_SPAN[0])
-
-        def finish_with(batch_size: int) -> dict:
-            ctx.batch_size = batch_size
-            ctx.results = {c.name: ctx.results[c.name] for c in PREPARE}  # a fresh retry
-            return finish(ctx, chunks, started=spec.started_at or time.time(), progress=report)
-
-        card = halving_on_oom(finish_with, ctx.batch_size, f"finish of {job_id}")
+        plan = _plan(spec)
+        prepared = _prepared(store, job_id)
+        chunks = list(store.parts(job_id, "attack-").values())
+        report = _reporter(store, job_id, advance=True)
+        card = halving_on_oom(
+            lambda batch_size: plan.finish(prepared, chunks, device=device,
+                                           batch_size=batch_size,
+                                           progress=step_reporter(report, FINISH)),
+            DEFAULT_BATCH_SIZE, f"finish of {job_id}")
+        report(*job_progress(DONE, 1.0, "done"))
         store.finish_part(job_id, FINISH_PART, b"")
         store.succeed(job_id, card)
 
@@ -227,21 +215,26 @@ def run_job(store: JobStore, job_id: str, device: str | None = None) -> None:
 
 # --- shared -----------------------------------------------------------------------------
 
-def _inputs(spec: JobSpec) -> tuple:
-    standard = parse_standard(spec.standard_document)
+def _plan(spec: JobSpec) -> CertificationPlan:
+    """The job's plan, its inputs rebuilt from the stored spec."""
     eval_set: EvalSet = load_eval_set(spec.dataset)
-    ood_x = load_ood_x(spec.ood_bytes) if spec.ood_bytes is not None else None
-    return standard, eval_set, ood_x
+    return CertificationPlan(JobInputs(
+        spec.model_bytes, eval_set, parse_standard(spec.standard_document), seed=spec.seed,
+        input_range=(spec.input_low, spec.input_high), mapping=_mapping(spec),
+        ood_x=load_ood_x(spec.ood_bytes) if spec.ood_bytes is not None else None,
+        started=spec.started_at or None))
 
 
-def _restore(store: JobStore, spec: JobSpec, standard, eval_set: EvalSet, ood_x,
-             device: str | None):
-    prepared = store.part(spec.job_id, PREPARE_PART)
+def _prepared(store: JobStore, job_id: str) -> bytes:
+    prepared = store.part(job_id, PREPARE_PART)
     if prepared is None:
         raise VerifierError("the job's prepare step left no result")
-    return restore(prepared, spec.model_bytes, eval_set, standard, seed=spec.seed,
-                   input_range=(spec.input_low, spec.input_high), ood_x=ood_x,
-                   mapping=_mapping(spec), started=spec.started_at or None, device=device)
+    return prepared
+
+
+def _attacks_at(done: int, total: int) -> tuple[float, str]:
+    """The job's progress once ``done`` of ``total`` shards are stored."""
+    return job_progress(ATTACK, 0.0, shards_stage(done, total), done=done, total=total)
 
 
 def _mapping(spec: JobSpec) -> InputMapping | None:
@@ -267,8 +260,7 @@ def _interrupt(store: JobStore, spec: JobSpec, part_limit_s: float | None = None
                      timeout_reason=reason)
 
 
-def _reporter(store: JobStore, job_id: str, *, advance: bool,
-              floor: float = 0.0) -> Callable[[float, str], None]:
+def _reporter(store: JobStore, job_id: str, *, advance: bool) -> Callable[[float, str], None]:
     """A throttled, cancel-aware progress callback for the pipeline."""
     last = [0.0]
 
@@ -277,7 +269,7 @@ def _reporter(store: JobStore, job_id: str, *, advance: bool,
         if now - last[0] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
             last[0] = now
             write = store.advance_progress if advance else store.report_progress
-            write(job_id, max(fraction, floor), stage)
+            write(job_id, fraction, stage)
 
     return cancel_aware(report, _throttled(lambda: store.is_cancelled(job_id)))
 

@@ -59,12 +59,12 @@ log = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext) -> CheckResult:
-    """The battery over the planned chunks in this process, then the summary."""
-    return summarise(ctx, attack_all_chunks(ctx))
+    """The whole check on one context: every planned chunk in turn, then the summary.
 
-
-def attack_all_chunks(ctx: RunContext) -> list[ChunkEvidence]:
-    """:func:`attack_chunk` over every planned chunk in turn, ``ctx.progress`` spanning all."""
+    The registry's protocol, for callers that run checks on a context of their own (the
+    check-level tests). A job never comes here: its executors run the plan's steps
+    (verifiers.run_plan), one :func:`attack_chunk` per step, and :func:`summarise` in finish.
+    """
     spans = attack_chunks(len(ctx.eval_set))
     chunks = []
     progress = ctx.progress
@@ -72,7 +72,7 @@ def attack_all_chunks(ctx: RunContext) -> list[ChunkEvidence]:
         ctx.progress = lambda f, k=k: progress((k + f) / len(spans))
         chunks.append(attack_chunk(ctx, lo, hi))
     ctx.progress = progress
-    return chunks
+    return summarise(ctx, chunks)
 
 
 def attack_surface(ctx: RunContext) -> tuple[masking.AttackSurface, Target]:
