@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from service.serve import stop  # noqa: E402
 from tests.fixtures_service import embedded_settings, start_server  # noqa: E402
+from tests.wide_mlp import wide_mlp  # noqa: E402
 
 MiB = 1024 * 1024
 CHUNK = MiB
@@ -126,34 +127,6 @@ def streaming_npz(total: int) -> tuple[int, Iterator[bytes]]:
     return size, chunks()
 
 
-def wide_mlp(total: int, folder: Path) -> Path:
-    """A sound digits MLP of about ``total`` bytes of float32 weights, saved in ``folder``."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    hidden = max(16, int((total / 4) ** 0.5))
-    weights = [numpy_helper.from_array(np.zeros(shape, np.float32), name)
-               for name, shape in (("w1", (64, hidden)), ("w2", (hidden, hidden)),
-                                   ("w3", (hidden, 10)))]
-    weights.append(numpy_helper.from_array(np.array([-1, 64], np.int64), "shape"))
-    nodes = [helper.make_node("Reshape", ["input", "shape"], ["f"]),
-             helper.make_node("MatMul", ["f", "w1"], ["h1"]),
-             helper.make_node("Relu", ["h1"], ["r1"]),
-             helper.make_node("MatMul", ["r1", "w2"], ["h2"]),
-             helper.make_node("Relu", ["h2"], ["r2"]),
-             helper.make_node("MatMul", ["r2", "w3"], ["logits"])]
-    graph = helper.make_graph(
-        nodes, "wide", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                      ["batch", 1, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = folder / "wide.onnx"
-    onnx.save(model, path)
-    return path
-
-
 def file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while block := f.read(CHUNK):
@@ -228,7 +201,8 @@ def run_case(case: str, gb: float, folder: Path) -> dict:
             npz_size, npz = streaming_npz(total)
             size, body = multipart("data", npz_size, npz, boundary)
         elif case == "model-1g":
-            path = wide_mlp(total, folder)
+            # Zero weights: quick to make at a gigabyte, and as costly to parse and run.
+            path = wide_mlp(folder / "wide.onnx", max(16, int((total / 4) ** 0.5)), seed=None)
             size, body = multipart("model", path.stat().st_size, file_chunks(path), boundary)
         else:
             size, body = multipart("model", total, zeros(total), boundary)

@@ -111,6 +111,23 @@ def embedded_settings(data_dir: Path, **overrides: str) -> Settings:
     return load_settings(clean_env() | {"ROBUSTGATE_DATA_DIR": str(data_dir), **overrides})
 
 
+def in_process_api(settings: Settings, tenant: str, **create_app_options):
+    """(TestClient authenticated as a new token of ``tenant``, the app's Services): the API
+    in this process on a migrated database, for tests that need no server process."""
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+    from service.auth import create_token
+    from service.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    app = create_app(settings, **create_app_options)
+    services = app.state.services
+    with services.db.session() as s:
+        token = create_token(s, tenant)
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"}), services
+
+
 @pytest.fixture(scope="session")
 def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     handle = start_server(embedded_settings(tmp_path_factory.mktemp("embedded")))

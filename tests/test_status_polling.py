@@ -14,7 +14,7 @@ from service.api import create_app
 from service.auth import TokenCache, create_token
 from service.db import ApiToken, Database
 from service.db.migrate import upgrade
-from tests.fixtures_service import embedded_settings
+from tests.fixtures_service import embedded_settings, in_process_api
 
 
 class FakeClock:
@@ -139,13 +139,8 @@ def test_a_poll_survives_the_database_dropping_its_connections(postgres_url, tmp
 
     from tests.fixtures_service import PG_ADMIN
 
-    settings = embedded_settings(tmp_path, ROBUSTGATE_DATABASE_URL=postgres_url)
-    upgrade(settings.database_url)
-    app = create_app(settings)
-    svc = app.state.services
-    with svc.db.session() as s:
-        token = create_token(s, "survivor")
-    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    client, svc = in_process_api(
+        embedded_settings(tmp_path, ROBUSTGATE_DATABASE_URL=postgres_url), "survivor")
     url = "/v1/certifications/none-yet"
     assert client.get(url).status_code == 404  # opens a pooled read connection
     database = postgres_url.rsplit("/", 1)[1]

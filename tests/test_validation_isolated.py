@@ -10,19 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from fastapi.testclient import TestClient
-from onnx import TensorProto, helper, numpy_helper
 
 from service import standards_catalog
-from service.api import create_app
-from service.auth import create_token
-from service.db.migrate import upgrade
 from service.validation import Accepted, Caps, Refused, Uploads, validate_isolated
-from tests.fixtures_service import embedded_settings
+from tests.fixtures_service import embedded_settings, in_process_api
 from tests.test_api_bad_input import _post, _state
+from tests.wide_mlp import wide_mlp
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -30,26 +24,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 @pytest.fixture(scope="module")
 def wide_model(tmp_path_factory) -> Path:
     """A sound 8x8-digits MLP with 67 MB of weights (64 -> 4096 -> 4096 -> 10)."""
-    rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.standard_normal(shape, np.float32) * 0.01, name)
-               for name, shape in (("w1", (64, 4096)), ("w2", (4096, 4096)),
-                                   ("w3", (4096, 10)))]
-    weights.append(numpy_helper.from_array(np.array([-1, 64], np.int64), "shape"))
-    nodes = [helper.make_node("Reshape", ["input", "shape"], ["f"]),
-             helper.make_node("MatMul", ["f", "w1"], ["h1"]),
-             helper.make_node("Relu", ["h1"], ["r1"]),
-             helper.make_node("MatMul", ["r1", "w2"], ["h2"]),
-             helper.make_node("Relu", ["h2"], ["r2"]),
-             helper.make_node("MatMul", ["r2", "w3"], ["logits"])]
-    graph = helper.make_graph(
-        nodes, "wide", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                      ["batch", 1, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("wide") / "wide.onnx"
-    onnx.save(model, path)
-    return path
+    return wide_mlp(tmp_path_factory.mktemp("wide") / "wide.onnx", 4096)
 
 
 def _uploads(model: Path) -> Uploads:
@@ -110,13 +85,9 @@ def _validator(pid: int) -> bool:
 
 
 def test_the_api_refuses_a_validation_past_its_time_and_stores_nothing(tmp_path, wide_model):
-    settings = embedded_settings(tmp_path, ROBUSTGATE_VALIDATION_SECONDS="0.001")
-    upgrade(settings.database_url)
-    app = create_app(settings)
-    services = app.state.services
-    with services.db.session() as s:
-        token = create_token(s, "slow")
-    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+    client, services = in_process_api(
+        embedded_settings(tmp_path, ROBUSTGATE_VALIDATION_SECONDS="0.001"), "slow")
+    with client:
         assert services.celery.main == "robustgate"  # creates the broker folders
         before = _state(services)
         # Parsing and running 67 MB of weights takes far longer than a millisecond.
