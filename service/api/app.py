@@ -43,7 +43,10 @@ def create_app(settings: Settings | None = None, fast_status_polls: bool = True)
         watchdog = Watchdog(services)
         watchdog.start()
         # Everything built at start (modules, routes, tables) lives as long as the process:
-        # out of the collector's sight, a full collection walks only what requests made.
+        # out of the collector's sight, a full collection walks only what requests made
+        # (p99 of polls at 32 connections: 62 -> 39 ms). Collected first, so that no garbage
+        # is frozen with it.
+        gc.collect()
         gc.freeze()
         yield
         watchdog.stop()
