@@ -13,14 +13,21 @@ Three figures, on the device given (default: a GPU when there is one):
 3. Forward and backward passes per sample of the default cascade on the shipped digits model,
    counted as RobustBench does: every row of every batch through the model is one pass, summed
    over attacks, divided by the number of evaluation samples.
+4. Square's queries (verifiers.attacks.queries) on a torchvision ResNet-18 at 3x32x32 with 10
+   classes (random init, dynamo export as bench/realsize.py): ``--square-queries`` steps of
+   Square on ``--square-samples`` rows, a radius too small to fool anything so every row is
+   queried every step, scored by onnxruntime (CPU) and by the torch module on the device;
+   also the numpy algorithm alone (a free scoring function), the part the device cannot take.
 
-    .venv/bin/python -m bench.attack_overhead                  # ~30 s on a CPU
+    .venv/bin/python -m bench.attack_overhead                  # ~1 min on a CPU
     .venv/bin/python -m bench.attack_overhead --device cuda --batch 1024
+    .venv/bin/python -m bench.attack_overhead --only-square    # figure 4 alone
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +44,9 @@ from verifiers.attacks.battery import LP_ATTACKS, Target, cascade
 from verifiers.attacks.budget import DEFAULT_ATTACKS, PRESETS
 from verifiers.attacks.common import SYNC_EVERY
 from verifiers.attacks.fab import FabConfig, fab_targeted
+from verifiers.attacks.queries import score_fn
 from verifiers.attacks.rowrandom import RowRandom, mix
+from verifiers.attacks.square import SquareConfig, square
 from verifiers.data import InputDomain, load_eval_set
 from verifiers.device import resolve_device
 from verifiers.model import load_model, to_torch
@@ -144,6 +153,39 @@ def passes_per_sample(device: torch.device, preset: str, eps: float) -> None:
           f"{sum(bwd.values()) / n:8.1f}")
 
 
+def square_queries(device: torch.device, samples: int, queries: int) -> None:
+    from bench.realsize import export_torchvision, synthetic_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, _, _ = export_torchvision("resnet18-cifar", Path(tmp), seed=0)
+    loaded = load_model(raw)
+    kind = loaded.info.output_kind
+    target = Target(to_torch(loaded.proto, kind, device), loaded.runner, kind, device)
+    x = synthetic_images(samples, (3, 32, 32), seed=0)
+    y = loaded.runner.predict(x)                 # the model's own labels: all correct
+    ball = Ball("linf", 1e-6)                    # nothing is fooled: every row, every step
+    free = np.arange(10, dtype=np.float32)       # class 9 first by a margin of 1, always
+    runs = {"onnxruntime": (target.scores, y), "module": (score_fn(target, on_module=True), y),
+            "numpy only": (lambda xs: np.broadcast_to(free, (len(xs), 10)), np.full(samples, 9))}
+    took = {}
+    for name, (scores, labels) in runs.items():
+        scores(x[:8])                            # warm-up (session, cudnn autotune)
+        _sync(device)
+        t0 = time.perf_counter()
+        out = square(scores, x, labels, ball, DOMAIN, SquareConfig(queries),
+                     np.random.default_rng(0))
+        _sync(device)
+        took[name] = time.perf_counter() - t0
+        assert out.queries == samples * queries and not out.fooled.any()
+    print(f"Square, ResNet-18 3x32x32 (10 classes, random init), {samples} samples x "
+          f"{queries} steps, module on {device}:")
+    for name, seconds in took.items():
+        print(f"  {name:12} {seconds:8.2f} s  ({seconds / queries * 1e3:8.2f} ms/step)")
+    ort, mod = (took[k] - took["numpy only"] for k in ("onnxruntime", "module"))
+    print(f"  onnxruntime / module: {took['onnxruntime'] / took['module']:5.2f}x whole Square, "
+          f"{ort / max(mod, 1e-9):5.2f}x scoring alone")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -153,6 +195,9 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--skip-passes", action="store_true", help="only the overhead figures")
+    parser.add_argument("--square-samples", type=int, default=64)
+    parser.add_argument("--square-queries", type=int, default=100)
+    parser.add_argument("--only-square", action="store_true", help="figure 4 alone")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,10 +205,12 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device={device} ({name}) torch={torch.__version__} "
           f"threads={torch.get_num_threads()}")
-    random_starts(device, args.batch)
-    step_overhead(device, args.batch, args.iterations)
-    if not args.skip_passes:
-        passes_per_sample(device, args.preset, args.eps)
+    if not args.only_square:
+        random_starts(device, args.batch)
+        step_overhead(device, args.batch, args.iterations)
+        if not args.skip_passes:
+            passes_per_sample(device, args.preset, args.eps)
+    square_queries(device, args.square_samples, args.square_queries)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 - the battery on CUDA gives the CPU's verdict and, within a few samples, its figures;
 - a worker declares one device and runs every step of a job on it;
-- a CUDA out-of-memory error halves the batch for real (a real allocation, capped memory).
+- a CUDA out-of-memory error halves the batch for real (a real allocation, capped memory);
+- Square's queries run through the torch module on the GPU, its claims re-checked on
+  onnxruntime.
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ import numpy as np
 import pytest
 import torch
 
+from verifiers.attacks.ball import Ball
+from verifiers.attacks.battery import Target, cascade
+from verifiers.attacks.budget import PRESETS
+from verifiers.attacks.queries import score_fn
 from verifiers.attacks.rowrandom import RowRandom
-from verifiers.data import load_eval_set
+from verifiers.attacks.square import SquareConfig, square
+from verifiers.data import InputDomain, load_eval_set
 from verifiers.device import describe, resolve_device
+from verifiers.model import load_model, to_torch
 from verifiers.pipeline import certify
 from verifiers.standards import get_builtin
 from workers.oom import halving_on_oom
@@ -113,3 +121,35 @@ def test_an_out_of_memory_error_halves_the_batch_for_real():
         torch.cuda.empty_cache()
     assert tried[0] == 512 and fitted < 512
     assert tried == [512 >> i for i in range(len(tried))] and fitted == tried[-1]
+
+
+def test_square_queries_run_on_the_gpu_and_its_claims_hold_on_onnxruntime():
+    device = resolve_device("cuda")
+    loaded = load_model((EXAMPLES / "digits_cnn.onnx").read_bytes())
+    data = load_eval_set((EXAMPLES / "digits_eval.npz").read_bytes())
+    kind = loaded.info.output_kind
+    target = Target(to_torch(loaded.proto, kind, device), loaded.runner, kind, device)
+    on_cpu = Target(to_torch(loaded.proto, kind, torch.device("cpu")), loaded.runner, kind,
+                    torch.device("cpu"))
+    assert score_fn(target) != target.scores and score_fn(on_cpu) == on_cpu.scores
+    correct = loaded.runner.predict(data.x) == data.y
+    x, y = data.x[correct], data.y[correct]
+    ball, domain = Ball("linf", 0.2), InputDomain(0.0, 1.0)
+    # The scores agree with onnxruntime's within the default fidelity tolerance.
+    ort, gpu = target.scores(x), score_fn(target)(x)
+    assert (np.abs(ort - gpu).max(axis=1) <= 1e-4 * (ort.max(axis=1) - ort.min(axis=1))).all()
+    # Square through the cascade (the worker's path): the forward passes allocate on the GPU.
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    res = cascade(target, x, y, ball, domain, PRESETS["quick"], ("square",),
+                  RowRandom.of(0, np.arange(len(x))))
+    assert torch.cuda.max_memory_allocated(device) > before
+    assert res.successes["square"] > 0 and res.rejected <= 0.02 * len(x)
+    assert (loaded.runner.predict(res.x_adv[res.fooled]) != y[res.fooled]).all()
+    # Same seed on onnxruntime (the CPU path): about the same points fall.
+    rng = np.random.default_rng(1)
+    gpu_out = square(score_fn(target), x, y, ball, domain, SquareConfig(200), rng)
+    ort_out = square(on_cpu.scores, x, y, ball, domain, SquareConfig(200),
+                     np.random.default_rng(1))
+    assert abs(int(gpu_out.fooled.sum()) - int(ort_out.fooled.sum())) <= 0.05 * len(x)

@@ -3,8 +3,9 @@
 A point counts as broken once any attack finds an example that onnxruntime confirms on the
 original model (``recheck``); robust accuracy is therefore the pointwise worst case over the
 battery, never an average. Order: the cheap, strong gradient attacks first (PGD if budgeted,
-APGD-CE, APGD-DLR, APGD-T over the top-k classes, FAB-T), then Square through onnxruntime,
-which needs no gradients and so also runs when the torch conversion is not trusted.
+APGD-CE, APGD-DLR, APGD-T over the top-k classes, FAB-T), then Square, which needs only
+scores and so also runs when the torch conversion is not trusted (onnxruntime answers it
+then; on a GPU the verified module does, see verifiers.attacks.queries).
 """
 
 from __future__ import annotations

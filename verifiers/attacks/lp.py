@@ -13,6 +13,7 @@ from verifiers.attacks.apgd import ApgdConfig, apgd
 from verifiers.attacks.common import AttackOutcome
 from verifiers.attacks.fab import FAB_NORMS, FabConfig, fab_targeted
 from verifiers.attacks.pgd import PgdConfig, pgd
+from verifiers.attacks.queries import score_fn
 from verifiers.attacks.registry import AttackCall, Claimed, LpAttack, register
 from verifiers.attacks.rowrandom import numpy_rng
 from verifiers.attacks.square import SQUARE_NORMS, SquareConfig, square
@@ -69,7 +70,7 @@ def _fab_t(call: AttackCall, model, x, y) -> AttackOutcome:
 
 def _square(call: AttackCall) -> Claimed:
     b = call.budget.square
-    out = square(call.target.scores, call.x, call.y, call.ball, call.domain,
+    out = square(score_fn(call.target), call.x, call.y, call.ball, call.domain,
                  SquareConfig(b.queries, b.p_init), numpy_rng(call.rand, 5))
     return Claimed(out.fooled, out.x_adv, out.queries, 0)
 

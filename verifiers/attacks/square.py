@@ -1,10 +1,14 @@
 """Square attack (Andriushchenko et al. 2020): score-based random search, no gradients.
 
-It queries the ORIGINAL model through onnxruntime, so it needs no torch conversion: it is
-the black-box fallback when the conversion is untrusted, and the witness against gradient
+It queries the model through onnxruntime, so it needs no torch conversion: it is the
+black-box fallback when the conversion is untrusted, and the witness against gradient
 masking when it is not (a black-box attack that beats the white-box ones means the
-gradients lie). Each step proposes a change of one random square window of the current
-perturbation and keeps it if the margin loss falls; the window shrinks on a fixed schedule.
+gradients lie). On a CUDA worker with a verified, deterministic module the same scores come
+from the module on the device (verifiers.attacks.queries); claims are re-checked on
+onnxruntime either way. The algorithm is numpy whichever answers the queries.
+
+Each step proposes a change of one random square window of the current perturbation and
+keeps it if the margin loss falls; the window shrinks on a fixed schedule.
 
 Linf follows the paper (windows set to +-eps per channel, vertical-stripe start). L2 is a
 simplified variant of the paper's: a signed centred bump added in the window, then the whole
