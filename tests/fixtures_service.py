@@ -107,6 +107,27 @@ def start_server(settings: Settings, workers: int = 1, attempts: int = 3,
     raise AssertionError("unreachable")
 
 
+def child_processes(pid: int, marker: bytes) -> list[int]:
+    """Direct children of ``pid`` whose command line holds ``marker`` (Linux /proc): a
+    server's Celery workers (b"celery") or the API processes uvicorn spawned
+    (b"spawn_main"), not the helpers beside them (the upload validator's fork server,
+    multiprocessing's resource tracker)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return [child for child in found if marker in _cmdline(child)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def embedded_settings(data_dir: Path, **overrides: str) -> Settings:
     return load_settings(clean_env() | {"ROBUSTGATE_DATA_DIR": str(data_dir), **overrides})
 

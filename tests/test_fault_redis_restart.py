@@ -24,7 +24,7 @@ import pytest
 
 from service.client import FINISHED, Client, ClientError
 from service.serve import stop
-from tests.fixtures_service import PG_ADMIN, embedded_settings, start_server
+from tests.fixtures_service import PG_ADMIN, child_processes, embedded_settings, start_server
 from tests.own_redis import started_own_redis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -35,14 +35,8 @@ RETRY_S = 15.0
 
 
 def _children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Linux /proc)."""
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return found
+    """The server's Celery worker processes."""
+    return child_processes(pid, b"celery")
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ from service.api import create_app
 from service.auth import TokenCache, create_token
 from service.db import ApiToken, Database
 from service.db.migrate import upgrade
-from tests.fixtures_service import embedded_settings, in_process_api
+from tests.fixtures_service import child_processes, embedded_settings, in_process_api
 
 
 class FakeClock:
@@ -155,17 +155,8 @@ def test_a_poll_survives_the_database_dropping_its_connections(postgres_url, tmp
 
 
 def _children(pid: int) -> list[int]:
-    """The API processes uvicorn spawned (not multiprocessing's resource tracker)."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = [int(p) for p in path.read_text().split()] if path.exists() else []
-    return [k for k in kids if b"spawn_main" in _cmdline(k)]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+    """The API processes uvicorn spawned."""
+    return child_processes(pid, b"spawn_main")
 
 
 def test_several_api_processes_share_the_port_and_one_leads_the_watchdog(tmp_path):
