@@ -16,6 +16,10 @@ rounds per database:
 * ``livez``: ``GET /livez`` (no token, no database): what the HTTP stack and this client
   manage on this machine at this moment, the ceiling for the two rounds below;
 * ``plain``: every poll reads the full status (200 + body), as a naive client does;
+* ``paced`` (wrk only): plain polls, each connection pausing between them so that about
+  ``--rate`` polls/s are offered: the goal's latency is p99 at 1,000 polls/s, which a
+  saturating round (the two above) cannot show, its queues being as long as the machine
+  makes them;
 * ``etag``: every poll sends ``If-None-Match`` with the ETag it last saw (as
   ``service.client.Client.get`` does; with wrk, the ETag read just before the round, since
   the queued jobs do not change); an unchanged status answers 304 with no body.
@@ -130,7 +134,8 @@ def process_tree(pid: int) -> list[int]:
 _WRK_SCRIPT = """
 local targets = {%(targets)s}
 n, codes = 0, {}  -- globals: done() reads each thread's codes
-function init(args) n = tonumber(args[1]) end
+function init(args) n, pause = tonumber(args[1]), tonumber(args[2]) end
+function delay() return pause end
 function request()
   n = n + 1
   local t = targets[(n %% #targets) + 1]
@@ -162,8 +167,9 @@ def _lua(text: str) -> str:
 
 
 def wrk_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
-              etag: bool, folder: Path) -> tuple[list[float] | None, dict]:
-    """One round driven by wrk: (None, its figures); the ETags are read just before."""
+              etag: bool, folder: Path, pause_ms: int = 0) -> tuple[list[float] | None, dict]:
+    """One round driven by wrk: (None, its figures); the ETags are read just before.
+    ``pause_ms``: each connection waits this long before its next request (a paced load)."""
     tags = {}
     if etag:
         with httpx.Client(base_url=url) as http:
@@ -176,8 +182,9 @@ def wrk_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
     script.write_text(_WRK_SCRIPT % {"targets": rows})
     threads = max(1, min(2, args.concurrency))
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{args.concurrency}",
-                          f"-d{args.seconds:g}s", "--timeout", "30s", "-s", str(script),
-                          url, "--", "0"], capture_output=True, text=True,
+                          f"-d{max(1, round(args.seconds))}s", "--timeout", "30s",
+                          "-s", str(script), url, "--", "0", str(pause_ms)],
+                         capture_output=True, text=True,
                          timeout=args.seconds + 120)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -205,13 +212,14 @@ def pg_backends(db_name: str | None) -> tuple[list[int], int]:
 
 
 def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
-              etag: bool, server_pid: int, db_name: str | None, folder: Path) -> dict:
+              etag: bool, server_pid: int, db_name: str | None, folder: Path,
+              pause_ms: int = 0) -> dict:
     backends, sessions0 = pg_backends(db_name)  # the pool's connections, from the warm-up
     api = process_tree(server_pid)
     api_cpu0 = sum(cpu_seconds(p) for p in api)
     db_cpu0 = sum(cpu_seconds(b) for b in backends)
     if args.client == "wrk":
-        _, result = wrk_round(url, targets, args, etag, folder)
+        _, result = wrk_round(url, targets, args, etag, folder, pause_ms)
     else:
         result = _httpx_round(url, targets, args, etag)
     api_cpu = sum(cpu_seconds(p) for p in api) - api_cpu0
@@ -259,6 +267,19 @@ def _httpx_round(url: str, targets: list[tuple[str, str]], args: argparse.Namesp
             "codes": dict(codes)}
 
 
+def _pause_for(rate: float, url: str, targets: list[tuple[str, str]],
+               args: argparse.Namespace, folder: Path) -> int:
+    """The pause (ms) after each answer that makes ``args.concurrency`` connections poll
+    about ``rate`` times a second: a connection's period is its pause plus its latency, so
+    the latency at about that rate is measured first, in a short paced round."""
+    period = args.concurrency * 1000 / rate
+    trial = argparse.Namespace(**{**vars(args), "seconds": max(2.0, args.seconds / 3)})
+    pause = max(1, int(period))
+    _, first = wrk_round(url, targets, trial, False, folder, pause)
+    waited = args.concurrency * 1000 / max(first["rps"], 1.0) - pause  # all but the pause
+    return max(1, round(period - waited))
+
+
 def bench_database(kind: str, processes: int, args: argparse.Namespace,
                    folder: Path) -> list[dict]:
     env: dict[str, str] = {}
@@ -286,10 +307,17 @@ def bench_database(kind: str, processes: int, args: argparse.Namespace,
                   False, handle.proc.pid, db_name, folder)  # warm-up: connections, threads
         # livez: the HTTP stack and this client alone (no auth, no database), the ceiling
         # any poll rate on this machine is measured against.
-        for mode, paths, etag in (("livez", [("-", "/livez")], False),
-                                  ("plain", targets, False), ("etag", targets, True)):
+        rounds = [("livez", [("-", "/livez")], False, 0), ("plain", targets, False, 0),
+                  ("etag", targets, True, 0)]
+        if args.client == "wrk" and args.rate:
+            # Paced: each connection pauses between polls so that about --rate polls/s are
+            # offered: the latency at that rate, not at the machine's saturation.
+            rounds.append(("paced", targets, False, 0))
+        for mode, paths, etag, pause in rounds:
+            if mode == "paced":
+                pause = _pause_for(args.rate, handle.url, targets, args, folder)
             result = run_round(handle.url, paths, args, etag, handle.proc.pid, db_name,
-                               folder)
+                               folder, pause)
             result |= {"db": kind, "mode": mode, "processes": processes}
             rows.append(result)
             print(f"{kind:10s} x{processes} {result['mode']:5s}  {result['rps']:7.0f} req/s  "
@@ -319,6 +347,9 @@ def main() -> int:
     parser.add_argument("--api-processes", default="1,2",
                         help="comma-separated API process counts to measure")
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--rate", type=float, default=1000,
+                        help="polls/s offered in the paced round (wrk only; 0: no such round;"
+                             " printed: the rate reached)")
     args = parser.parse_args()
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "httpx"
@@ -335,9 +366,18 @@ def main() -> int:
     print("\nissue #20 baseline (2 loaded cores): " +
           "; ".join(f"{k} {v}" for k, v in BASELINE.items()) + f".  Goal: {GOAL}.")
     for r in (r for r in rows if r["mode"] != "livez"):
-        ok = r["rps"] >= 1000 and r["p99"] < 50
-        print(f"  {r['db']:10s} x{r['processes']} {r['mode']:5s} {r['rps']:7.0f} req/s, "
-              f"p99 {r['p99']:.1f} ms: {'meets' if ok else 'below'} the goal")
+        if r["mode"] == "paced":
+            print(f"  {r['db']:10s} x{r['processes']} paced {r['rps']:7.0f} req/s, p99 "
+                  f"{r['p99']:.1f} ms at that rate")
+        else:  # saturating: the most this machine answers, p99 with queues at their worst
+            print(f"  {r['db']:10s} x{r['processes']} {r['mode']:5s} {r['rps']:7.0f} req/s "
+                  f"at most, p99 {r['p99']:.1f} ms at that rate")
+    # Met when a round reached 1,000 polls/s (3% short for the paced one) with p99 < 50 ms:
+    # at saturation the queues are longest, so a lower rate only shortens them.
+    for key in sorted({(r["db"], r["processes"]) for r in rows}):
+        met = any(r["p99"] < 50 and r["rps"] >= (970 if r["mode"] == "paced" else 1000)
+                  for r in rows if (r["db"], r["processes"]) == key and r["mode"] != "livez")
+        print(f"  {key[0]:10s} x{key[1]}: {'meets' if met else 'below'} the goal")
     return 0
 
 
