@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, fast_status_polls: bool = True)
         gc.collect()
         gc.freeze()
         yield
+        gc.unfreeze()  # a host process (tests) lives on: its objects go back to the collector
         watchdog.stop()
         services.close()
 
