@@ -167,8 +167,8 @@ def _lua(text: str) -> str:
 
 
 def wrk_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace,
-              etag: bool, folder: Path, pause_ms: int = 0) -> tuple[list[float] | None, dict]:
-    """One round driven by wrk: (None, its figures); the ETags are read just before.
+              etag: bool, folder: Path, pause_ms: int = 0) -> dict:
+    """One round driven by wrk: its figures; the ETags are read just before.
     ``pause_ms``: each connection waits this long before its next request (a paced load)."""
     tags = {}
     if etag:
@@ -194,7 +194,7 @@ def wrk_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
     if found["errors"]:
         codes["socket errors"] = found["errors"]
     wall = found["us"] / 1e6
-    return None, {"n": found["n"], "rps": found["n"] / wall if wall else 0.0,
+    return {"n": found["n"], "rps": found["n"] / wall if wall else 0.0,
                   "p50": found["p50"] / 1000, "p99": found["p99"] / 1000,
                   "mean": found["mean"] / 1000, "codes": dict(codes)}
 
@@ -219,7 +219,7 @@ def run_round(url: str, targets: list[tuple[str, str]], args: argparse.Namespace
     api_cpu0 = sum(cpu_seconds(p) for p in api)
     db_cpu0 = sum(cpu_seconds(b) for b in backends)
     if args.client == "wrk":
-        _, result = wrk_round(url, targets, args, etag, folder, pause_ms)
+        result = wrk_round(url, targets, args, etag, folder, pause_ms)
     else:
         result = _httpx_round(url, targets, args, etag)
     api_cpu = sum(cpu_seconds(p) for p in api) - api_cpu0
@@ -275,7 +275,7 @@ def _pause_for(rate: float, url: str, targets: list[tuple[str, str]],
     period = args.concurrency * 1000 / rate
     trial = argparse.Namespace(**{**vars(args), "seconds": max(2.0, args.seconds / 3)})
     pause = max(1, int(period))
-    _, first = wrk_round(url, targets, trial, False, folder, pause)
+    first = wrk_round(url, targets, trial, False, folder, pause)
     waited = args.concurrency * 1000 / max(first["rps"], 1.0) - pause  # all but the pause
     return max(1, round(period - waited))
 

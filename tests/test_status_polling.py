@@ -15,6 +15,9 @@ from service.auth import TokenCache, create_token
 from service.db import ApiToken, Database
 from service.db.migrate import upgrade
 from tests.fixtures_service import child_processes, embedded_settings, in_process_api
+from tests.test_api_bad_input import _post
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 class FakeClock:
@@ -54,6 +57,12 @@ def test_a_token_revoked_elsewhere_stops_within_the_cache_bound(tmp_path):
         db.dispose()
 
 
+def _submit_digits(client: TestClient) -> dict:
+    """A queued demo-digits job of the shipped example, as the client's tenant."""
+    return _post(client, (EXAMPLES / "digits_cnn.onnx").read_bytes(),
+                 (EXAMPLES / "digits_eval.npz").read_bytes()).json()
+
+
 def test_etag_polls_answer_304_until_the_status_changes(tmp_path):
     settings = embedded_settings(tmp_path)
     upgrade(settings.database_url)
@@ -64,11 +73,7 @@ def test_etag_polls_answer_304_until_the_status_changes(tmp_path):
         other = create_token(s, "someone-else")
         admin = create_token(s, "ops", admin=True)
     client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
-    examples = Path(__file__).resolve().parents[1] / "examples"
-    job = client.post("/v1/certifications",
-                      files={"model": ("m.onnx", (examples / "digits_cnn.onnx").read_bytes()),
-                             "data": ("d.npz", (examples / "digits_eval.npz").read_bytes())},
-                      data={"standard": "demo-digits"}).json()
+    job = _submit_digits(client)
     url = f"/v1/certifications/{job['id']}"
     first = client.get(url)
     assert first.status_code == 200 and first.json()["status"] == "queued"
@@ -111,11 +116,7 @@ def test_the_fast_poll_path_answers_exactly_as_the_documented_route(tmp_path):
         token, other = create_token(s, "poller"), create_token(s, "someone-else")
     auth = {"Authorization": f"Bearer {token}"}
     a, b = TestClient(fast, headers=auth), TestClient(plain, headers=auth)
-    examples = Path(__file__).resolve().parents[1] / "examples"
-    job = a.post("/v1/certifications",
-                 files={"model": ("m.onnx", (examples / "digits_cnn.onnx").read_bytes()),
-                        "data": ("d.npz", (examples / "digits_eval.npz").read_bytes())},
-                 data={"standard": "demo-digits"}).json()
+    job = _submit_digits(a)
     url = f"/v1/certifications/{job['id']}"
     etag = a.get(url).headers["etag"]
     _compare(a, b, url)                                     # 200 with the status
