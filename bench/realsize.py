@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import torch
+
     from verifiers.bounds.vnnlib import VnnProperty
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,21 +98,34 @@ def peak_rss_mib() -> float:
 
 
 # ---------------------------------------------------------------- models and data
-def export_torchvision(name: str, folder: Path, seed: int) -> tuple[bytes, str, float]:
-    """Export the model with the dynamo exporter; returns (upload bytes, kind, seconds)."""
+def torchvision_net(name: str, seed: int) -> torch.nn.Module:
+    """The torchvision model ``name`` (random init, seeded), in eval mode."""
     import torch
     import torchvision
 
-    arch, classes, shape = MODELS[name]
+    arch, classes, _ = MODELS[name]
     torch.manual_seed(seed)
-    net = getattr(torchvision.models, arch)(num_classes=classes).eval()
+    return getattr(torchvision.models, arch)(num_classes=classes).eval()
+
+
+def export_net(net: torch.nn.Module, shape: tuple[int, ...], folder: Path
+               ) -> tuple[bytes, str, float]:
+    """Export ``net`` (inputs ``shape`` after a dynamic batch dimension) with the dynamo
+    exporter into ``folder``; returns (upload bytes, kind, seconds)."""
+    import torch
+
     path = folder / "model.onnx"
     t0 = time.perf_counter()
-    torch.onnx.export(net, (torch.zeros(1, *shape),), str(path), dynamo=True,
+    torch.onnx.export(net, (torch.zeros(1, *shape),), str(path), dynamo=True, verbose=False,
                       input_names=["input"], output_names=["logits"],
                       dynamic_shapes=({0: torch.export.Dim("batch")},))
     seconds = time.perf_counter() - t0
     return bundle_if_external(folder, path), _kind(folder, path), seconds
+
+
+def export_torchvision(name: str, folder: Path, seed: int) -> tuple[bytes, str, float]:
+    """Export the model with the dynamo exporter; returns (upload bytes, kind, seconds)."""
+    return export_net(torchvision_net(name, seed), MODELS[name][2], folder)
 
 
 def _kind(folder: Path, graph: Path) -> str:
