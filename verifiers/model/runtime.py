@@ -22,6 +22,11 @@ def make_session(raw: bytes, threads: int = 0, cpu_only: bool = False) -> ort.In
     """A session on the accepted bytes; ``cpu_only`` for checks that must not vary by host."""
     options = ort.SessionOptions()
     options.log_severity_level = 4  # failures surface as IntakeError, not as log noise
+    # No busy-waiting between runs: the battery interleaves onnxruntime (queries, re-checks)
+    # with torch in one process, and a spinning pool takes the cores torch then needs.
+    # bench/threads.py, a digits job on 2 cores: 6% less CPU with torch's default threads,
+    # 24% with one torch thread, wall time within noise.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     try:
