@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -83,8 +84,8 @@ def main() -> None:
                               str(args.repeats), "--child", "spin" if spinning else "nospin"],
                              cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        wall = sorted(r["wall"] for r in result["rows"])[len(result["rows"]) // 2]
-        cpu = sorted(r["cpu"] for r in result["rows"])[len(result["rows"]) // 2]
+        wall = statistics.median(r["wall"] for r in result["rows"])
+        cpu = statistics.median(r["cpu"] for r in result["rows"])
         first = first or (wall, cpu)
         print(f"{label:54s} {result['threads']:7d} {wall:7.2f} {cpu:7.2f} "
               f"{wall / first[0]:7.2f} {cpu / first[1]:6.2f}")
